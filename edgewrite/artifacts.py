@@ -1,0 +1,152 @@
+"""Artifact directories: manifests, fingerprints and atomic (staged) writes.
+
+Every stage writes into ``<dir>.partial/`` and renames it when complete, so an interrupted command
+never leaves a directory that a later command would trust. A manifest records what an artifact is,
+where it came from and the sha256 of every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgewrite.errors import EdgewriteError
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+_TOOLS = ("edgewrite", "torch", "transformers", "peft", "accelerate", "tokenizers", "llama-cpp-python")
+
+
+def fingerprint(obj: Any) -> str:
+    """A stable hash of a JSON-able object (dict order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_table(directory: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file below ``directory`` except the manifest itself."""
+    table = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            rel = p.relative_to(directory).as_posix()
+            table[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    return table
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_manifest(directory: Path, kind: str, **fields: Any) -> dict[str, Any]:
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "kind": kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **fields,
+        "versions": tool_versions(),
+        "files": file_table(directory),
+    }
+    tmp = directory / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(tmp, directory / MANIFEST)
+    return manifest
+
+
+def read_manifest(directory: Path | str, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Read an artifact's manifest; refuse a folder that has none or is of the wrong kind."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise EdgewriteError(f"{directory} does not exist")
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise EdgewriteError(
+            f"{directory} has no {MANIFEST}: it was not written by edgewrite or its stage did not finish; "
+            "run the stage that makes it"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgewriteError(f"{path} is not valid JSON ({e}); re-run the stage that made it") from e
+    if kinds and manifest.get("kind") not in kinds:
+        raise EdgewriteError(
+            f"{directory} is a '{manifest.get('kind')}' artifact; expected one of: {', '.join(kinds)}"
+        )
+    return manifest
+
+
+def existing_matches(final: Path, fp: str, force: bool) -> bool:
+    """True if ``final`` is a finished artifact with this fingerprint (the stage can be skipped).
+
+    A folder that belongs to something else is refused unless ``force``; with ``force`` it is removed.
+    """
+    if not final.exists():
+        return False
+    manifest_path = final / MANIFEST
+    if manifest_path.is_file():
+        try:
+            if json.loads(manifest_path.read_text()).get("fingerprint") == fp:
+                return True
+        except json.JSONDecodeError:
+            pass
+    if not force:
+        raise EdgewriteError(
+            f"{final} already exists and belongs to a different run (other inputs or settings); "
+            "pass --force to replace it or choose another --out"
+        )
+    shutil.rmtree(final)
+    return False
+
+
+@contextmanager
+def staged_dir(final: Path, keep_partial: bool = False) -> Iterator[Path]:
+    """Yield ``<final>.partial``; rename it to ``final`` only if the block finishes.
+
+    With ``keep_partial`` an existing partial folder is reused (resumable stages keep checkpoints
+    there); otherwise a stale one is cleared first.
+    """
+    partial = final.with_name(final.name + ".partial")
+    if partial.exists() and not keep_partial:
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    yield partial
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)

@@ -1,0 +1,176 @@
+"""The ``edgewrite`` command line: one small function per command; the library does the work.
+
+Heavy libraries (torch, transformers, peft) are imported inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgewrite import __version__
+from edgewrite.errors import EdgewriteError
+
+app = typer.Typer(
+    name="edgewrite",
+    help="Tune a small LLaMA-family model into an offline writing assistant, and measure whether it is worth it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Force = Annotated[bool, typer.Option("--force", help="Replace an output folder that belongs to another run.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"edgewrite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+@app.command()
+def models() -> None:
+    """List the models edgewrite can use: the embedded default, cached conversions, and local runs."""
+    from edgewrite.models import list_models
+
+    table = Table("ref", "what", "status", "path")
+    for row in list_models():
+        table.add_row(row["ref"], row["what"], row["status"], row["path"])
+    console.print(table)
+
+
+def _counts_table(manifest: dict) -> Table:
+    table = Table("task", "train", "dev", title="rows per task and split")
+    counts = manifest["counts"]
+    for task in sorted(counts):
+        table.add_row(task, str(counts[task].get("train", 0)), str(counts[task].get("dev", 0)))
+    table.add_row("[bold]total", str(sum(c.get("train", 0) for c in counts.values())),
+                  str(sum(c.get("dev", 0) for c in counts.values())))
+    return table
+
+
+@app.command()
+def data(
+    out: Annotated[Path, typer.Option(help="Folder to write train.jsonl, dev.jsonl and a manifest into.")],
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of JSONL data sets (layout of shared/data).")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="Recipe whose data section to use.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. data.general=200.")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
+    force: Force = False,
+) -> None:
+    """Build the instruction-tuning set for the seven writing tasks."""
+    from edgewrite.data import build_dataset
+    from edgewrite.recipe import Recipe, apply_overrides, load_recipe
+
+    if recipe:
+        r = load_recipe(recipe, set_)
+    else:
+        r = Recipe.model_validate(apply_overrides({"name": "adhoc"}, set_ or []))
+    config = r.data
+    if tasks:
+        config = config.model_copy(update={"tasks": _parse_tasks(tasks)})
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise EdgewriteError(f"--data-dir {data_dir} does not exist or is not a folder")
+        if not any(data_dir.rglob("*.jsonl")):
+            raise EdgewriteError(f"--data-dir {data_dir} holds no .jsonl files")
+    manifest = build_dataset(config, out, seed=r.train.seed, force=force, data_dir=data_dir)
+    console.print(_counts_table(manifest))
+    console.print(f"wrote {out}")
+
+
+def _parse_tasks(value: str) -> list[str]:
+    from edgewrite.tasks import get_task
+
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    for name in names:
+        get_task(name)
+    return names
+
+
+@app.command()
+def tune(
+    recipe: Annotated[Path, typer.Option(help="Recipe YAML (see recipes/).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. train.lr=1e-4.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <out_dir>/<name>/adapter).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint of an interrupted run.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune (LoRA or full) the recipe's model on its data; builds the data first if needed."""
+    from edgewrite.data import build_dataset
+    from edgewrite.pipeline import stage_dirs
+    from edgewrite.recipe import load_recipe
+    from edgewrite.train import tune as run_tune
+
+    r = load_recipe(recipe, set_)
+    dirs = stage_dirs(r)
+    build_dataset(r.data, dirs["data"], seed=r.train.seed)
+    manifest = run_tune(r.train, r.model, dirs["data"], out or dirs["tune"], resume=resume, force=force, quiet=quiet)
+    stats = manifest["stats"]
+    console.print(
+        f"{manifest['kind']} written to {out or dirs['tune']}: {stats['steps']} steps, loss {stats['train_loss']:.3f}, "
+        f"{stats['tokens_per_second']} tok/s"
+    )
+
+
+@app.command()
+def merge(
+    adapter: Annotated[Path, typer.Argument(help="Folder written by `edgewrite tune`.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <adapter>/../merged).")] = None,
+    force: Force = False,
+) -> None:
+    """Fold a LoRA adapter into its base model (safetensors + tokenizer + chat template + stop token)."""
+    from edgewrite.merge import merge as run_merge
+
+    target = out or adapter.parent / "merged"
+    manifest = run_merge(adapter, target, force=force)
+    console.print(f"merged model written to {target} (stop token {manifest['stop_token']!r})")
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/quickstart.yaml.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key.")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run every stage of a recipe (data, tune, merge); finished stages are skipped, tune resumes."""
+    from edgewrite.pipeline import run_recipe
+    from edgewrite.recipe import load_recipe
+
+    r = load_recipe(recipe, set_)
+    dirs = run_recipe(r, force=force, quiet=quiet, log=console.print)
+    console.print(f"[bold green]done[/]: merged model in {dirs['merge']}")
+
+
+def main() -> None:
+    try:
+        app()
+    except EdgewriteError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished stages are kept and `edgewrite run` resumes the rest")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Build the instruction-tuning set for the seven writing tasks from JSONL files or hub data sets.
+
+Input rows follow the layout of shared/data: ``{"task", "source", "references": [...], "id"}``
+(the Alpaca sample also carries ``instruction`` and ``input``). Output: ``train.jsonl`` and
+``dev.jsonl`` of rows ``{id, task, dataset, instruction, source, references}`` plus a manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from edgewrite.artifacts import existing_matches, fingerprint, staged_dir, write_manifest
+from edgewrite.errors import EdgewriteError
+from edgewrite.recipe import DataConfig, DataSource
+from edgewrite.tasks import GENERAL, TASK_NAMES, pick_instruction
+
+_NON_WORD = re.compile(r"[\W_]+")
+# grammarly/coedit's task labels, for users who name it instead of a folder.
+_COEDIT_TASKS = {
+    "gec": "grammar",
+    "fluency": "fluency",
+    "clarity": "clarity",
+    "coherence": "coherence",
+    "simplification": "simplification",
+    "neutralize": "neutralization",
+    "paraphrase": "paraphrase",
+}
+
+
+def normalize_key(text: str) -> str:
+    """Case, spacing and punctuation removed: ``do n't`` and ``don't`` give the same key."""
+    return _NON_WORD.sub("", text.lower())
+
+
+def in_dev_bucket(source: str, fraction: float) -> bool:
+    digest = hashlib.sha256(normalize_key(source).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a malformed line is reported with its file and line number."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise EdgewriteError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise EdgewriteError(f"{path}:{lineno}: expected a JSON object")
+            for key in ("task", "source", "references"):
+                if key not in row:
+                    raise EdgewriteError(f"{path}:{lineno}: missing '{key}'")
+            refs = row["references"]
+            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+                raise EdgewriteError(f"{path}:{lineno}: 'references' must be a list of strings")
+            if row["task"] not in (*TASK_NAMES, GENERAL):
+                raise EdgewriteError(
+                    f"{path}:{lineno}: unknown task '{row['task']}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})"
+                )
+            row.setdefault("id", f"{path.parent.name}-{path.stem}-{lineno}")
+            rows.append(row)
+    return rows
+
+
+def _load_hub(spec: DataSource) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - datasets is a core dependency
+        raise EdgewriteError("hub data sets need the 'datasets' package: pip install datasets") from e
+    try:
+        ds = datasets.load_dataset(spec.hub, split=spec.hub_split)
+    except Exception as e:  # noqa: BLE001 - datasets raises connection, file and value errors alike
+        raise EdgewriteError(
+            f"could not load hub data set '{spec.hub}' ({type(e).__name__}); it needs internet or a local "
+            "hub cache. Offline, point data.data_dir at JSONL files instead"
+        ) from e
+    rows = []
+    columns = set(ds.column_names)
+    for i, rec in enumerate(ds):
+        if {"src", "tgt", "task"} <= columns:  # CoEdIT: src is "Instruction: text"
+            task = _COEDIT_TASKS.get(rec["task"])
+            if task is None:
+                continue
+            instruction, _, text = rec["src"].partition(": ")
+            rows.append(
+                {"task": task, "source": text, "references": [rec["tgt"]], "instruction": instruction,
+                 "id": f"{spec.hub}-{i}"}
+            )
+        elif {"source", "references", "task"} <= columns:
+            rows.append({**rec, "id": rec.get("id") or f"{spec.hub}-{i}"})
+        else:
+            raise EdgewriteError(
+                f"hub data set '{spec.hub}' has columns {sorted(columns)}; expected CoEdIT's (src, tgt, task) "
+                "or edgewrite's (task, source, references)"
+            )
+    return rows
+
+
+def load_source(spec: DataSource, data_dir: Path) -> list[dict[str, Any]]:
+    if spec.hub:
+        rows = _load_hub(spec)
+        name = spec.hub.split("/")[-1]
+    else:
+        path = data_dir / spec.path
+        if not path.is_file():
+            raise EdgewriteError(f"data file {path} does not exist (data_dir is {data_dir})")
+        rows = read_jsonl(path)
+        name = Path(spec.path).parent.name or Path(spec.path).stem
+    if spec.task:
+        rows = [r for r in rows if r["task"] == spec.task]
+    for r in rows:
+        r["dataset"] = name
+    return rows
+
+
+def _clean(row: dict[str, Any], max_chars: int) -> dict[str, Any] | None:
+    refs = [r for r in row["references"] if r.strip()]
+    source = row["source"]
+    if not refs or len(source) > max_chars or len(refs[0]) > max_chars:
+        return None
+    if row["task"] == GENERAL:
+        instruction = row.get("instruction") or source
+        text = row.get("input", "")
+    else:
+        instruction = row.get("instruction") or pick_instruction(row["task"], row["id"])
+        text = source
+    return {
+        "id": row["id"],
+        "task": row["task"],
+        "dataset": row["dataset"],
+        "instruction": instruction,
+        "source": text,
+        "references": refs,
+    }
+
+
+def split_rows(config: DataConfig, data_dir: Path) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """All usable rows, split leak-free into train and dev (before caps)."""
+    if not data_dir.is_dir():
+        raise EdgewriteError(f"data directory {data_dir} does not exist; set data.data_dir or --data-dir")
+    wanted = set(config.tasks) | ({GENERAL} if config.general else set())
+    train, dev = [], []
+    dropped: Counter[str] = Counter()
+    for spec in config.sources:
+        for raw in load_source(spec, data_dir):
+            if raw["task"] not in wanted:
+                continue
+            row = _clean(raw, config.max_chars)
+            if row is None:
+                dropped[raw["task"]] += 1
+                continue
+            role = spec.role
+            if role == "split":
+                role = "dev" if in_dev_bucket(raw["source"], config.dev_fraction) else "train"
+            if role == "dev" and row["task"] == GENERAL:
+                continue
+            (dev if role == "dev" else train).append(row)
+    if not train and not dev:
+        raise EdgewriteError(f"no rows for tasks {sorted(wanted)} under {data_dir}; check data.sources")
+    # No dev source text may be trained on, whichever file it came from.
+    dev_keys = {normalize_key(r["source"]) for r in dev}
+    leaked = [r for r in train if normalize_key(r["source"]) in dev_keys]
+    train = [r for r in train if normalize_key(r["source"]) not in dev_keys]
+    dropped["(train rows whose source is also a dev source)"] += len(leaked)
+    return train, dev, dict(dropped)
+
+
+def _cap(rows: list[dict], limit_for: dict[str, int | None], seed: int) -> list[dict]:
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r)
+    out = []
+    for task in sorted(by_task):
+        items = sorted(by_task[task], key=lambda r: r["id"])
+        random.Random(f"{seed}-{task}").shuffle(items)
+        limit = limit_for.get(task)
+        out.extend(items if limit is None else items[:limit])
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def build_dataset(config: DataConfig, out: Path, seed: int = 42, force: bool = False,
+                  data_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``out/train.jsonl`` and ``out/dev.jsonl``; skipped if ``out`` already holds this build."""
+    data_dir = Path(data_dir or config.data_dir)
+    fp = fingerprint({"config": config.model_dump(), "data_dir": str(data_dir.resolve()), "seed": seed})
+    if existing_matches(out, fp, force):
+        return json.loads((out / "manifest.json").read_text())
+    train, dev, dropped = split_rows(config, data_dir)
+    train_caps: dict[str, int | None] = {}
+    for task in config.tasks:
+        if config.train_per_task is None:
+            train_caps[task] = None
+        else:
+            train_caps[task] = max(1, round(config.train_per_task * config.task_weights.get(task, 1.0)))
+    train_caps[GENERAL] = config.general
+    train = _cap(train, train_caps, seed)
+    dev = _cap(dev, {t: config.dev_per_task for t in config.tasks}, seed)
+    if not train:
+        raise EdgewriteError("the data recipe leaves no training rows; raise the caps or add sources")
+    counts: dict[str, dict[str, int]] = {}
+    for split, rows in (("train", train), ("dev", dev)):
+        for task, n in Counter(r["task"] for r in rows).items():
+            counts.setdefault(task, {"train": 0, "dev": 0})[split] = n
+    with staged_dir(out) as tmp:
+        for split, rows in (("train", train), ("dev", dev)):
+            with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        manifest = write_manifest(
+            tmp,
+            "data",
+            fingerprint=fp,
+            format="jsonl",
+            data_dir=str(data_dir),
+            seed=seed,
+            prompt_style=config.prompt_style,
+            counts=counts,
+            dropped=dropped,
+            sources=[s.model_dump(exclude_none=True) for s in config.sources],
+        )
+    return manifest

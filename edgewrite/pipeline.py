@@ -1,0 +1,64 @@
+"""``edgewrite run``: every stage of a recipe in order, skipping stages whose manifest already matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgewrite.artifacts import fingerprint
+from edgewrite.recipe import Recipe
+
+STAGES = ("data", "tune", "merge")
+
+
+def stage_dirs(recipe: Recipe) -> dict[str, Path]:
+    root = recipe.run_dir()
+    return {"data": root / "data", "tune": root / ("adapter" if recipe.train.method == "lora" else "full"),
+            "merge": root / "merged"}
+
+
+def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: Any = print) -> dict[str, Path]:
+    from edgewrite.data import build_dataset
+    from edgewrite.merge import merge
+    from edgewrite.train import tune, tune_fingerprint
+
+    dirs = stage_dirs(recipe)
+
+    def announce(stage: str, done_before: bool) -> None:
+        log(f"[{stage}] {'up to date' if done_before else 'done'}: {dirs[stage]}")
+
+    def finished(path: Path, fp: str) -> bool:
+        import json
+
+        m = path / "manifest.json"
+        return m.is_file() and json.loads(m.read_text()).get("fingerprint") == fp
+
+    data_fp = fingerprint(
+        {"config": recipe.data.model_dump(), "data_dir": str(Path(recipe.data.data_dir).resolve()),
+         "seed": recipe.train.seed}
+    )
+    before = finished(dirs["data"], data_fp)
+    data_manifest = build_dataset(recipe.data, dirs["data"], seed=recipe.train.seed, force=force)
+    announce("data", before)
+
+    tune_fp = tune_fingerprint(recipe.train, recipe.model, data_manifest)
+    before = finished(dirs["tune"], tune_fp)
+    partial = dirs["tune"].with_name(dirs["tune"].name + ".partial")
+    fp_file = partial / ".fingerprint"
+    resume = (
+        not before
+        and fp_file.is_file()
+        and fp_file.read_text() == tune_fp
+        and any((partial / "checkpoints").glob("checkpoint-*"))
+    )
+    if resume:
+        log(f"[tune] resuming from the last checkpoint in {partial}")
+    tune_manifest = tune(recipe.train, recipe.model, dirs["data"], dirs["tune"], resume=resume, force=force,
+                         quiet=quiet)
+    announce("tune", before)
+
+    merge_fp = fingerprint({"parent": tune_manifest["fingerprint"], "stage": "merge"})
+    before = finished(dirs["merge"], merge_fp)
+    merge(dirs["tune"], dirs["merge"], force=force)
+    announce("merge", before)
+    return dirs

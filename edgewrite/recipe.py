@@ -1,0 +1,200 @@
+"""Recipes: YAML files validated by pydantic (unknown keys rejected), with ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgewrite.errors import EdgewriteError
+from edgewrite.tasks import GENERAL, TASK_NAMES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """One input file (JSONL in the layout of shared/data) or one hub data set.
+
+    ``role`` says what its rows may be used for: ``train``, ``dev``, or ``split`` (a deterministic
+    split by a hash of the normalized source text, so that no dev row is ever trained on).
+    """
+
+    path: str | None = None
+    hub: str | None = None
+    hub_split: str = "train"
+    task: str | None = None
+    role: Literal["train", "dev", "split"] = "split"
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str | None) -> str | None:
+        if v is not None and v not in (*TASK_NAMES, GENERAL):
+            raise ValueError(f"unknown task '{v}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("a data source needs exactly one of 'path' or 'hub'")
+
+
+def _default_sources() -> list[DataSource]:
+    rows = [
+        ("conll2013/train.jsonl", "train"),
+        ("cweb/dev.jsonl", "split"),
+        ("gmeg/dev.jsonl", "split"),
+        ("jfleg/dev.jsonl", "dev"),
+        ("iterater/train.jsonl", "train"),
+        ("iterater/dev.jsonl", "dev"),
+        ("asset/dev.jsonl", "split"),
+        ("turkcorpus/dev.jsonl", "split"),
+        ("wnc_sample/train.jsonl", "split"),
+        ("stsb/train.jsonl", "train"),
+        ("stsb/dev.jsonl", "dev"),
+        ("mrpc/train.jsonl", "train"),
+        ("mrpc/dev.jsonl", "dev"),
+        ("alpaca_gpt4_demo/train.jsonl", "train"),
+    ]
+    return [DataSource(path=p, role=r) for p, r in rows]
+
+
+class DataConfig(_Strict):
+    data_dir: str = "../shared/data"
+    sources: list[DataSource] = Field(default_factory=_default_sources)
+    tasks: list[str] = Field(default_factory=lambda: list(TASK_NAMES))
+    train_per_task: int | None = Field(default=None, ge=1, description="cap on training rows per task")
+    dev_per_task: int | None = Field(default=200, ge=1, description="cap on dev rows per task")
+    task_weights: dict[str, float] = Field(default_factory=dict, description="multiplies train_per_task")
+    general: int = Field(default=0, ge=0, description="general-instruction rows (Alpaca) to mix in")
+    dev_fraction: float = Field(default=0.1, gt=0, lt=1)
+    prompt_style: Literal["chat", "alpaca"] = "chat"
+    max_chars: int = Field(default=1200, ge=16, description="drop rows whose source or target is longer")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t not in TASK_NAMES]
+        if bad:
+            raise ValueError(f"unknown task(s) {bad} (tasks: {', '.join(TASK_NAMES)})")
+        return v
+
+    @field_validator("task_weights")
+    @classmethod
+    def _known_weight_tasks(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [t for t in v if t not in TASK_NAMES]
+        if bad:
+            raise ValueError(f"unknown task(s) {bad} in task_weights")
+        return v
+
+
+class TrainConfig(_Strict):
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int = Field(default=-1, description="overrides epochs when > 0")
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    scheduler: str = "cosine"
+    max_length: int = Field(default=256, ge=16)
+    bf16: Literal["auto"] | bool = "auto"  # auto: on where CUDA or the CPU (AMX/AVX-512) has bf16
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+    save_steps: int = Field(default=50, ge=1)
+    logging_steps: int = Field(default=5, ge=1)
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: all cores)")
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    model: str = "default"
+    out_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The BaseModel or dict type inside an Optional/Union annotation, else the annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                return _unwrap(arg)
+    return annotation
+
+
+def _check_key(model: type[BaseModel], dotted: str) -> None:
+    current: Any = model
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part not in current.model_fields:
+                where = ".".join(parts[:i]) or "the recipe"
+                known = ", ".join(current.model_fields)
+                raise EdgewriteError(f"--set {dotted}: {where} has no key '{part}' (keys: {known})")
+            current = _unwrap(current.model_fields[part].annotation)
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            raise EdgewriteError(f"--set {dotted}: '{'.'.join(parts[:i])}' is not a section")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        if "=" not in item:
+            raise EdgewriteError(f"--set '{item}' is not of the form key=value (e.g. train.lr=1e-4)")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        _check_key(Recipe, key)
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise EdgewriteError(f"--set {key}: '{part}' is not a section in this recipe")
+        node[parts[-1]] = yaml.safe_load(value) if value != "" else None
+    return raw
+
+
+def _format_validation(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgewriteError(f"recipe {path} does not exist; see recipes/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EdgewriteError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    if not isinstance(raw, dict):
+        raise EdgewriteError(f"recipe {path} must be a mapping of keys to values")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise EdgewriteError(_format_validation(f"recipe {path}", e)) from e

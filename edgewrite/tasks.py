@@ -1,0 +1,202 @@
+"""The seven writing tasks, their instruction wordings, metrics, and the one prompt builder.
+
+Training, eval, bench and assist all format a request through ``build_prompt`` so that the model
+sees at inference exactly what it saw in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+GENERAL = "general"
+TASK_NAMES = (
+    "grammar",
+    "fluency",
+    "clarity",
+    "coherence",
+    "simplification",
+    "neutralization",
+    "paraphrase",
+)
+
+# Six wordings lists are EditEval's (facebookresearch/EditEval src/prompts.py, CC0). EditEval's
+# fluency list is itself about grammar, so the grammar task gets its own list of minimal-correction
+# wordings that never repeat a fluency one.
+_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "grammar": (
+        "Correct the grammatical errors in this sentence with minimal changes",
+        "Correct only the grammar, spelling and punctuation mistakes",
+        "Proofread this sentence and correct its errors",
+        "Make the smallest edits that make this sentence grammatical",
+        "Correct the grammar; keep everything else as it is",
+        "Edit this sentence so that it is grammatically correct",
+        "Fix the spelling and grammar of this sentence",
+        "Correct the errors in this sentence",
+    ),
+    "fluency": (
+        "Fix grammar errors",
+        "Fix grammar errors in this sentence",
+        "Fix all grammatical errors",
+        "Fix errors in this text",
+        "Update to remove grammar errors",
+        "Remove all grammatical errors from this text",
+        "Improve the grammar of this text",
+        "Grammar improvements",
+        "Remove grammar mistakes",
+        "Fix the grammar mistakes",
+    ),
+    "clarity": (
+        "Make the text more formal, concise, readable and understandable",
+        "Make the text more formal",
+        "Make the text more concise",
+        "Make the text more readable",
+        "Improve the readability of the text",
+        "Make the text more understandable",
+        "Make the text clearer",
+        "Make the text easier to understand",
+        "Improve the clarity of the text",
+    ),
+    "coherence": (
+        "Make the text more cohesive, logically linked and consistent as a whole",
+        "Make the text more cohesive",
+        "Improve the cohesiveness of the text",
+        "Make the text more logical",
+        "Make the text more consistent",
+        "Improve the consistency of the text",
+        "Make the text more understandable",
+        "Make the text clearer",
+        "Make the text easier to understand",
+        "Improve the coherency of the text",
+    ),
+    "simplification": (
+        "Simplify this sentence",
+        "Make this simpler",
+        "Simplify",
+        "Make this easier to understand",
+        "Simplification",
+        "Change to simpler wording",
+        "Simplify this paragraph.",
+        "Use simpler wording",
+        "Simplify this text",
+        "Make this text less complex",
+    ),
+    "neutralization": (
+        "Remove POV",
+        "Neutralize this text",
+        "Make this more neutral",
+        "Make this text more neutral",
+        "Make this paragraph more neutral",
+        "Remove unsourced opinions from this text",
+        "Remove non-neutral points of view",
+        "Remove points of view",
+        "Make this text less biased",
+    ),
+    "paraphrase": (
+        "Paraphrase this sentence",
+        "Paraphrase",
+        "Paraphrase this paragraph.",
+        "Use different wording",
+        "Paraphrase this text",
+        "Rewrite this text",
+        "Rewrite this text with different wording",
+        "Rephrase this text",
+        "Reword this text",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    instructions: tuple[str, ...]
+    metrics: tuple[str, ...]
+    unit: str  # what one request edits: "sentence" or "paragraph"
+
+    @property
+    def default_instruction(self) -> str:
+        return self.instructions[0]
+
+
+_METRICS = {
+    "grammar": ("f0.5", "gleu", "exact_match"),
+    "fluency": ("gleu", "sari"),
+    "clarity": ("sari",),
+    "coherence": ("sari",),
+    "simplification": ("sari",),
+    "neutralization": ("sari", "exact_match"),
+    "paraphrase": ("sari", "ibleu"),
+}
+
+TASKS: dict[str, Task] = {
+    name: Task(
+        name=name,
+        instructions=_INSTRUCTIONS[name],
+        metrics=_METRICS[name],
+        unit="paragraph" if name == "coherence" else "sentence",
+    )
+    for name in TASK_NAMES
+}
+
+ALPACA_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+ALPACA_TEMPLATE_NO_INPUT = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+
+
+def get_task(name: str) -> Task:
+    from edgewrite.errors import EdgewriteError
+
+    if name not in TASKS:
+        raise EdgewriteError(f"unknown task '{name}'; tasks: {', '.join(TASK_NAMES)}")
+    return TASKS[name]
+
+
+def pick_instruction(task: str, key: str) -> str:
+    """A deterministic wording for a row: the same row always gets the same instruction."""
+    wordings = TASKS[task].instructions
+    index = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(wordings)
+    return wordings[index]
+
+
+def user_message(instruction: str, text: str) -> str:
+    if not text:
+        return instruction
+    return f"{instruction.rstrip('.:')}:\n{text}"
+
+
+def build_prompt(tokenizer: Any, instruction: str, text: str, style: str = "chat") -> str:
+    """The text the model is given; the answer follows it directly."""
+    if style == "alpaca":
+        if text:
+            return ALPACA_TEMPLATE.format(instruction=instruction, input=text)
+        return ALPACA_TEMPLATE_NO_INPUT.format(instruction=instruction)
+    messages = [{"role": "user", "content": user_message(instruction, text)}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def stop_text(tokenizer: Any, style: str = "chat") -> str:
+    """The token text that ends an answer: the chat template's end-of-turn, or EOS for Alpaca style.
+
+    Found by rendering a one-turn conversation and reading what the template puts right after the
+    assistant's words, so it works for ChatML (<|im_end|>), Llama 3 (<|eot_id|>) and others alike.
+    """
+    if style == "alpaca" or not getattr(tokenizer, "chat_template", None):
+        return tokenizer.eos_token
+    marker = "XYZZY-END-MARKER"
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenize=False
+    )
+    tail = rendered.split(marker, 1)[1]
+    specials = sorted(
+        (t for t in tokenizer.all_special_tokens + list(tokenizer.get_added_vocab()) if t and t in tail),
+        key=tail.index,
+    )
+    return specials[0] if specials else tokenizer.eos_token

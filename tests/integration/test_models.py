@@ -1,0 +1,50 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from edgewrite.errors import EdgewriteError
+from edgewrite.models import resolve_model
+
+
+def test_default_model_is_dequantized_once_with_template_and_stop(default_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    manifest = json.loads((default_model_dir / "manifest.json").read_text())
+    assert manifest["kind"] == "base" and manifest["stop_token"] == "<|im_end|>"
+    config = json.loads((default_model_dir / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    assert "<|im_start|>" in tok.chat_template
+    gen = json.loads((default_model_dir / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == tok.convert_tokens_to_ids("<|im_end|>")
+    # A second resolve reuses the cached folder.
+    before = (default_model_dir / "model.safetensors").stat().st_mtime
+    assert resolve_model("default").path == default_model_dir
+    assert (default_model_dir / "model.safetensors").stat().st_mtime == before
+
+
+def test_local_folder_of_a_non_llama_model_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(EdgewriteError, match="'gpt2' model; edgewrite supports LLaMA-family"):
+        resolve_model(str(tmp_path))
+
+
+def test_non_causal_llama_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "llama", "architectures": ["LlamaForSequenceClassification"]}))
+    with pytest.raises(EdgewriteError, match="not a causal LM"):
+        resolve_model(str(tmp_path))
+
+
+def test_missing_path_and_offline_hub_id() -> None:
+    with pytest.raises(EdgewriteError, match="not found"):
+        resolve_model("./no/such/folder")
+    with pytest.raises(EdgewriteError, match="hub cannot be reached|not on the Hugging Face hub"):
+        resolve_model("meta-llama/Llama-3.2-1B-Instruct")
+
+
+def test_adapter_folder_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(EdgewriteError, match="edgewrite merge"):
+        resolve_model(str(tmp_path))
