@@ -161,6 +161,35 @@ def run(
     console.print(f"[bold green]done[/]: merged model in {dirs['merge']}")
 
 
+@app.command()
+def generate(
+    text: Annotated[str, typer.Argument(help="The text to edit.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Artifact folder, or 'default'.")] = "default",
+    task: Annotated[str, typer.Option(help="Writing task (grammar, fluency, clarity, ...).")] = "grammar",
+    instruction: Annotated[str | None, typer.Option(help="Override the task's instruction wording.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Edit one text with any model artifact (the runtime is picked from its manifest)."""
+    from edgewrite.models import resolve_model
+    from edgewrite.runtimes import load_runtime
+    from edgewrite.tasks import build_prompt, get_task
+
+    spec = get_task(task)
+    if not text.strip():
+        raise EdgewriteError("the text to edit is empty")
+    path = resolve_model(model).path if model == "default" else Path(model)
+    runtime, manifest = load_runtime(path, device=device)
+    prompt = build_prompt(runtime.tokenizer, instruction or spec.default_instruction, text,
+                          manifest.get("prompt_style", "chat"))
+    (g,) = runtime.generate([prompt], max_new_tokens=max_new_tokens)
+    console.print(g.text, highlight=False, markup=False)
+    err_console.print(
+        f"[dim]{g.new_tokens} tokens, first after {g.ttft_s * 1000:.0f} ms, "
+        f"{g.new_tokens / max(g.decode_s + g.ttft_s, 1e-9):.1f} tok/s, stop: {g.finish}[/]"
+    )
+
+
 def main() -> None:
     try:
         app()

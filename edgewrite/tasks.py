@@ -175,11 +175,20 @@ def user_message(instruction: str, text: str) -> str:
 def build_prompt(tokenizer: Any, instruction: str, text: str, style: str = "chat") -> str:
     """The text the model is given; the answer follows it directly."""
     if style == "alpaca":
-        if text:
-            return ALPACA_TEMPLATE.format(instruction=instruction, input=text)
-        return ALPACA_TEMPLATE_NO_INPUT.format(instruction=instruction)
+        template = ALPACA_TEMPLATE if text else ALPACA_TEMPLATE_NO_INPUT
+        return _bos(tokenizer) + template.format(instruction=instruction, input=text)
     messages = [{"role": "user", "content": user_message(instruction, text)}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _bos(tokenizer: Any) -> str:
+    """The BOS text if this tokenizer normally adds one: prompts are always tokenized without
+    special tokens, so the prompt text itself carries everything the model expects."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or not callable(tokenizer):
+        return ""
+    ids = tokenizer("a")["input_ids"]
+    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
 
 def stop_text(tokenizer: Any, style: str = "chat") -> str:

@@ -58,7 +58,7 @@ def encode_rows(rows: list[dict], tokenizer: Any, style: str, max_length: int) -
     encoded, too_long = [], 0
     for row in rows:
         prompt = build_prompt(tokenizer, row["instruction"], row["source"], style)
-        p_ids = tokenizer(prompt, add_special_tokens=style == "alpaca")["input_ids"]
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         t_ids = tokenizer(row["references"][0] + stop, add_special_tokens=False)["input_ids"]
         ids = p_ids + t_ids
         if len(ids) > max_length:

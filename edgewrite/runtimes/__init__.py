@@ -1,0 +1,52 @@
+"""One interface to run any artifact: ``load_runtime(artifact).generate(prompts)``.
+
+Each backend module (hf, llamacpp, gptq, onnx) is the only place that knows its library's API, and
+imports it inside its functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgewrite.errors import EdgewriteError
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float  # time to first token (prefill), seconds
+    decode_s: float  # time for the remaining tokens, seconds
+    finish: str  # "stop" (end-of-turn token) or "length"
+
+
+class Runtime(Protocol):
+    name: str
+    device: str
+    tokenizer: Any  # the artifact's transformers tokenizer: the prompt builder renders its chat template
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def close(self) -> None: ...
+
+
+def load_runtime(artifact: Path | str, device: str = "cpu", threads: int | None = None,
+                 batch_size: int = 8) -> tuple[Runtime, dict]:
+    """The runtime for an artifact (chosen from its manifest) and the manifest itself."""
+    from edgewrite.artifacts import read_manifest
+
+    path = Path(artifact)
+    manifest = read_manifest(path)
+    fmt = manifest.get("format")
+    if manifest.get("kind") in ("adapter", "data"):
+        raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
+    if fmt == "safetensors":
+        from edgewrite.runtimes.hf import HFRuntime
+
+        return HFRuntime(path, device=device, threads=threads, batch_size=batch_size), manifest
+    raise EdgewriteError(f"{path}: no runtime for format '{fmt}'")

@@ -1,0 +1,84 @@
+"""PyTorch/transformers runtime: CPU or CUDA, fp32/bf16/fp16, batched greedy decoding."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edgewrite.errors import EdgewriteError
+from edgewrite.runtimes import Generation
+
+
+class HFRuntime:
+    name = "hf"
+
+    def __init__(self, path: Path, device: str = "cpu", dtype: str = "float32", threads: int | None = None,
+                 batch_size: int = 8) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = device
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise EdgewriteError(f"could not load the model in {path}: {str(e).splitlines()[0]}") from e
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = set(eos if isinstance(eos, list) else [eos])
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]:
+        import torch
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        class _FirstCall(LogitsProcessor):
+            def __init__(self) -> None:
+                self.at: float | None = None
+
+            def __call__(self, input_ids, scores):  # noqa: ANN001
+                if self.at is None:
+                    self.at = time.perf_counter()
+                return scores
+
+        results: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = prompts[start : start + self.batch_size]
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            first = _FirstCall()
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=LogitsProcessorList([first]),
+                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=list(self.stop_ids),
+                )
+            total = time.perf_counter() - t0
+            ttft = (first.at or t0 + total) - t0
+            width = enc["input_ids"].shape[1]
+            for i in range(len(batch)):
+                new = out[i, width:].tolist()
+                finish = "length"
+                for j, tok in enumerate(new):
+                    if tok in self.stop_ids:
+                        new, finish = new[:j], "stop"
+                        break
+                results.append(Generation(
+                    text=self.tokenizer.decode(new, skip_special_tokens=True),
+                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    new_tokens=len(new),
+                    ttft_s=ttft,
+                    decode_s=total - ttft,
+                    finish=finish,
+                ))
+        return results
+
+    def close(self) -> None:
+        del self.model
