@@ -35,8 +35,11 @@ def score(outputs: list[str], rows: list[dict]) -> dict:
     em = sum(_norm(o) in {_norm(r) for r in row["references"]} for o, row in zip(outputs, rows, strict=True))
     n_refs = max(len(r["references"]) for r in rows)
     refs = [[row["references"][min(j, len(row["references"]) - 1)] for row in rows] for j in range(n_refs)]
-    return {"exact_match": round(100 * em / len(rows), 1),
-            "bleu": round(sacrebleu.corpus_bleu(outputs, refs).score, 2), "rows": len(rows)}
+    return {
+        "exact_match": round(100 * em / len(rows), 1),
+        "bleu": round(sacrebleu.corpus_bleu(outputs, refs).score, 2),
+        "rows": len(rows),
+    }
 
 
 def run_model(ref: str, rows_by_task: dict[str, list[dict]], style: str) -> tuple[dict, list[dict]]:
@@ -54,8 +57,10 @@ def run_model(ref: str, rows_by_task: dict[str, list[dict]], style: str) -> tupl
             for i, g in zip(idx, gens, strict=True):
                 outs[i] = g.text.strip()
         scores[task] = score(outs, rows)
-        samples += [{"task": task, "source": r["source"], "output": o, "reference": r["references"][0]}
-                    for r, o in list(zip(rows, outs, strict=True))[:3]]
+        samples += [
+            {"task": task, "source": r["source"], "output": o, "reference": r["references"][0]}
+            for r, o in list(zip(rows, outs, strict=True))[:3]
+        ]
     return scores, samples
 
 
@@ -82,15 +87,27 @@ def main() -> None:
         print(f"{ref}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": "quality_sanity", "command": "python " + " ".join(sys.argv), "limit_per_task": a.limit,
-           "data": str(data), "conditions": {"versions": tool_versions(), "commit": git_commit(), "device": "cpu"},
-           "scores": results, "samples": samples}
+    doc = {
+        "benchmark": "quality_sanity",
+        "command": "python " + " ".join(sys.argv),
+        "limit_per_task": a.limit,
+        "data": str(data),
+        "conditions": {"versions": tool_versions(), "commit": git_commit(), "device": "cpu"},
+        "scores": results,
+        "samples": samples,
+    }
     (out / "quality_sanity.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     names = list(results)
-    md = [f"# Quality sanity check (dev, up to {a.limit} rows per task, greedy)", "",
-          f"Command: `{doc['command']}`", "",
-          "Exact match % / BLEU per task. `copy` returns the input unchanged.", "",
-          "| task | rows | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    md = [
+        f"# Quality sanity check (dev, up to {a.limit} rows per task, greedy)",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        "Exact match % / BLEU per task. `copy` returns the input unchanged.",
+        "",
+        "| task | rows | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for t in rows_by_task:
         cells = [f"{results[n][t]['exact_match']} / {results[n][t]['bleu']}" for n in names]
         md.append(f"| {t} | {len(rows_by_task[t])} | " + " | ".join(cells) + " |")

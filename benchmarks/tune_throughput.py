@@ -26,7 +26,7 @@ from edgewrite.artifacts import git_commit, tool_versions
 from edgewrite.data import build_dataset
 from edgewrite.models import resolve_model
 from edgewrite.recipe import load_recipe
-from edgewrite.train import _TokenCounter, _read_rows, encode_rows, tune
+from edgewrite.train import _read_rows, _TokenCounter, encode_rows, tune
 
 
 def plain_loop(recipe, data_dir: Path, steps: int) -> dict:
@@ -41,21 +41,44 @@ def plain_loop(recipe, data_dir: Path, steps: int) -> dict:
     ds = Dataset.from_list([{k: v for k, v in r.items() if k != "length"} for r in rows])
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(info.path, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                             target_modules=cfg.lora_targets, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_targets,
+            task_type="CAUSAL_LM",
+        ),
+    )
     counter = _TokenCounter(DataCollatorForSeq2Seq(tok, padding="max_length", max_length=cfg.max_length))
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-                                 max_steps=steps, save_strategy="no", report_to=[], disable_tqdm=True,
-                                 use_cpu=True, seed=cfg.seed, logging_steps=steps, remove_unused_columns=False)
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr,
+            max_steps=steps,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=cfg.seed,
+            logging_steps=steps,
+            remove_unused_columns=False,
+        )
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=counter)
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
-    return {"steps": steps, "seconds": round(seconds, 2), "tokens": counter.tokens,
-            "tokens_per_second": round(counter.tokens / seconds, 1),
-            "seconds_per_step": round(seconds / steps, 3),
-            "padding_fraction": round(1 - counter.tokens / counter.padded, 4), "bf16": False}
+    return {
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "tokens": counter.tokens,
+        "tokens_per_second": round(counter.tokens / seconds, 1),
+        "seconds_per_step": round(seconds / steps, 3),
+        "padding_fraction": round(1 - counter.tokens / counter.padded, 4),
+        "bf16": False,
+    }
 
 
 def main() -> None:
@@ -80,9 +103,15 @@ def main() -> None:
         "benchmark": "tune_throughput",
         "command": "python " + " ".join(sys.argv),
         "recipe": a.recipe,
-        "conditions": {"cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(),
-                       "threads": torch.get_num_threads(), "device": "cpu", "versions": tool_versions(),
-                       "commit": git_commit(), "rss_before_mb": round(rss0 / 2**20)},
+        "conditions": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": psutil.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "device": "cpu",
+            "versions": tool_versions(),
+            "commit": git_commit(),
+            "rss_before_mb": round(rss0 / 2**20),
+        },
         "edgewrite_tune": ours,
         "plain_padded_trainer": plain,
         "speedup_tokens_per_second": round(speedup, 2),
@@ -97,8 +126,10 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for name, r in (("plain padded Trainer (fp32)", plain), ("edgewrite tune", ours)):
-        md.append(f"| {name} | {r['seconds_per_step']} | {r['tokens_per_second']} | "
-                  f"{r['padding_fraction']:.0%} | {r['bf16']} |")
+        md.append(
+            f"| {name} | {r['seconds_per_step']} | {r['tokens_per_second']} | "
+            f"{r['padding_fraction']:.0%} | {r['bf16']} |"
+        )
     md += ["", f"Speed-up in real tokens/s: **{speedup:.2f}x**", ""]
     (out / "tune_throughput.md").write_text("\n".join(md))
     print("\n".join(md))

@@ -106,9 +106,7 @@ def read_manifest(directory: Path | str, kinds: tuple[str, ...] | None = None) -
     except json.JSONDecodeError as e:
         raise EdgewriteError(f"{path} is not valid JSON ({e}); re-run the stage that made it") from e
     if kinds and manifest.get("kind") not in kinds:
-        raise EdgewriteError(
-            f"{directory} is a '{manifest.get('kind')}' artifact; expected one of: {', '.join(kinds)}"
-        )
+        raise EdgewriteError(f"{directory} is a '{manifest.get('kind')}' artifact; expected one of: {', '.join(kinds)}")
     return manifest
 
 

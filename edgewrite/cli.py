@@ -61,8 +61,11 @@ def _counts_table(manifest: dict) -> Table:
     counts = manifest["counts"]
     for task in sorted(counts):
         table.add_row(task, str(counts[task].get("train", 0)), str(counts[task].get("dev", 0)))
-    table.add_row("[bold]total", str(sum(c.get("train", 0) for c in counts.values())),
-                  str(sum(c.get("dev", 0) for c in counts.values())))
+    table.add_row(
+        "[bold]total",
+        str(sum(c.get("train", 0) for c in counts.values())),
+        str(sum(c.get("dev", 0) for c in counts.values())),
+    )
     return table
 
 
@@ -71,7 +74,9 @@ def data(
     out: Annotated[Path, typer.Option(help="Folder to write train.jsonl, dev.jsonl and a manifest into.")],
     data_dir: Annotated[Path | None, typer.Option(help="Folder of JSONL data sets (layout of shared/data).")] = None,
     recipe: Annotated[Path | None, typer.Option(help="Recipe whose data section to use.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. data.general=200.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. data.general=200.")
+    ] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
     force: Force = False,
 ) -> None:
@@ -162,6 +167,52 @@ def run(
 
 
 @app.command()
+def quantize(
+    model: Annotated[str, typer.Argument(help="Merged model folder (or 'default' for the embedded model).")],
+    format_: Annotated[
+        str, typer.Option("--format", "-f", help="gguf (default: llama.cpp k-quants), gptq or onnx.")
+    ] = "gguf",
+    bits: Annotated[int, typer.Option(help="gguf: 2,3,4,5,6,8,16; gptq: 2,3,4,8; onnx: 4,16,32.")] = 4,
+    type_: Annotated[str | None, typer.Option("--type", help="Explicit llama.cpp type, e.g. Q4_0, IQ4_NL.")] = None,
+    group_size: Annotated[
+        int | None, typer.Option(help="GPTQ group size (default: largest of 128/64/32 that fits).")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="GPTQ calibration rows.")] = 256,
+    calibration: Annotated[Path | None, typer.Option(help="GPTQ: an `edgewrite data` folder to calibrate on.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Quantize a merged model to GGUF (default; 4 bits = Q4_K_M), GPTQ or ONNX int4."""
+    from edgewrite.quantize import quantize as run_quantize
+
+    if device not in ("cpu", "cuda"):
+        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    path, manifest = run_quantize(
+        model,
+        format_,
+        bits,
+        out,
+        gguf_type=type_,
+        group_size=group_size,
+        samples=samples,
+        calibration=calibration,
+        device=device,
+        force=force,
+    )
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    console.print(f"{format_} artifact written to {path} ({size / 1e6:.1f} MB, stop token {manifest['stop_token']!r})")
+    if manifest["details"].get("fallback_tensors"):
+        d = manifest["details"]
+        console.print(
+            f"[yellow]{d['fallback_tensors']} of {d['total_quantized_tensors']} tensors fell back to "
+            f"another type[/]: {'; '.join(d['fallback_reasons'])}"
+        )
+
+
+@app.command()
 def generate(
     text: Annotated[str, typer.Argument(help="The text to edit.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Artifact folder, or 'default'.")] = "default",
@@ -179,9 +230,12 @@ def generate(
     if not text.strip():
         raise EdgewriteError("the text to edit is empty")
     path = resolve_model(model).path if model == "default" else Path(model)
+    if device not in ("cpu", "cuda"):
+        raise EdgewriteError(f"--device {device}: use cpu or cuda")
     runtime, manifest = load_runtime(path, device=device)
-    prompt = build_prompt(runtime.tokenizer, instruction or spec.default_instruction, text,
-                          manifest.get("prompt_style", "chat"))
+    prompt = build_prompt(
+        runtime.tokenizer, instruction or spec.default_instruction, text, manifest.get("prompt_style", "chat")
+    )
     (g,) = runtime.generate([prompt], max_new_tokens=max_new_tokens)
     console.print(g.text, highlight=False, markup=False)
     err_console.print(

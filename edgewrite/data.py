@@ -92,8 +92,13 @@ def _load_hub(spec: DataSource) -> list[dict[str, Any]]:
                 continue
             instruction, _, text = rec["src"].partition(": ")
             rows.append(
-                {"task": task, "source": text, "references": [rec["tgt"]], "instruction": instruction,
-                 "id": f"{spec.hub}-{i}"}
+                {
+                    "task": task,
+                    "source": text,
+                    "references": [rec["tgt"]],
+                    "instruction": instruction,
+                    "id": f"{spec.hub}-{i}",
+                }
             )
         elif {"source", "references", "task"} <= columns:
             rows.append({**rec, "id": rec.get("id") or f"{spec.hub}-{i}"})
@@ -188,8 +193,9 @@ def _cap(rows: list[dict], limit_for: dict[str, int | None], seed: int) -> list[
     return out
 
 
-def build_dataset(config: DataConfig, out: Path, seed: int = 42, force: bool = False,
-                  data_dir: Path | None = None) -> dict[str, Any]:
+def build_dataset(
+    config: DataConfig, out: Path, seed: int = 42, force: bool = False, data_dir: Path | None = None
+) -> dict[str, Any]:
     """Write ``out/train.jsonl`` and ``out/dev.jsonl``; skipped if ``out`` already holds this build."""
     data_dir = Path(data_dir or config.data_dir)
     fp = fingerprint({"config": config.model_dump(), "data_dir": str(data_dir.resolve()), "seed": seed})

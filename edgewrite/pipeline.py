@@ -13,8 +13,11 @@ STAGES = ("data", "tune", "merge")
 
 def stage_dirs(recipe: Recipe) -> dict[str, Path]:
     root = recipe.run_dir()
-    return {"data": root / "data", "tune": root / ("adapter" if recipe.train.method == "lora" else "full"),
-            "merge": root / "merged"}
+    return {
+        "data": root / "data",
+        "tune": root / ("adapter" if recipe.train.method == "lora" else "full"),
+        "merge": root / "merged",
+    }
 
 
 def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: Any = print) -> dict[str, Path]:
@@ -34,8 +37,11 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
         return m.is_file() and json.loads(m.read_text()).get("fingerprint") == fp
 
     data_fp = fingerprint(
-        {"config": recipe.data.model_dump(), "data_dir": str(Path(recipe.data.data_dir).resolve()),
-         "seed": recipe.train.seed}
+        {
+            "config": recipe.data.model_dump(),
+            "data_dir": str(Path(recipe.data.data_dir).resolve()),
+            "seed": recipe.train.seed,
+        }
     )
     before = finished(dirs["data"], data_fp)
     data_manifest = build_dataset(recipe.data, dirs["data"], seed=recipe.train.seed, force=force)
@@ -53,8 +59,9 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
     )
     if resume:
         log(f"[tune] resuming from the last checkpoint in {partial}")
-    tune_manifest = tune(recipe.train, recipe.model, dirs["data"], dirs["tune"], resume=resume, force=force,
-                         quiet=quiet)
+    tune_manifest = tune(
+        recipe.train, recipe.model, dirs["data"], dirs["tune"], resume=resume, force=force, quiet=quiet
+    )
     announce("tune", before)
 
     merge_fp = fingerprint({"parent": tune_manifest["fingerprint"], "stage": "merge"})

@@ -65,8 +65,12 @@ def encode_rows(rows: list[dict], tokenizer: Any, style: str, max_length: int) -
             too_long += 1
             continue
         encoded.append(
-            {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(p_ids) + t_ids,
-             "length": len(ids)}
+            {
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "labels": [-100] * len(p_ids) + t_ids,
+                "length": len(ids),
+            }
         )
     return encoded, too_long
 

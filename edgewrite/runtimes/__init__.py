@@ -35,8 +35,9 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
 
-def load_runtime(artifact: Path | str, device: str = "cpu", threads: int | None = None,
-                 batch_size: int = 8) -> tuple[Runtime, dict]:
+def load_runtime(
+    artifact: Path | str, device: str = "cpu", threads: int | None = None, batch_size: int = 8
+) -> tuple[Runtime, dict]:
     """The runtime for an artifact (chosen from its manifest) and the manifest itself."""
     from edgewrite.artifacts import read_manifest
 
@@ -49,4 +50,19 @@ def load_runtime(artifact: Path | str, device: str = "cpu", threads: int | None 
         from edgewrite.runtimes.hf import HFRuntime
 
         return HFRuntime(path, device=device, threads=threads, batch_size=batch_size), manifest
+    if fmt == "gguf":
+        from edgewrite.runtimes.llamacpp import LlamaCppRuntime
+
+        details = manifest["details"]
+        return LlamaCppRuntime(
+            path, details["gguf_file"], manifest["stop_token"], device=device, threads=threads
+        ), manifest
+    if fmt == "gptq":
+        from edgewrite.runtimes.gptq import GPTQRuntime
+
+        return GPTQRuntime(path, device=device, threads=threads, batch_size=batch_size), manifest
+    if fmt == "onnx":
+        from edgewrite.runtimes.onnx import OnnxRuntime
+
+        return OnnxRuntime(path, device=device, threads=threads), manifest
     raise EdgewriteError(f"{path}: no runtime for format '{fmt}'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from edgewrite.errors import EdgewriteError
 from edgewrite.runtimes import Generation
@@ -12,10 +13,11 @@ from edgewrite.runtimes import Generation
 class HFRuntime:
     name = "hf"
 
-    def __init__(self, path: Path, device: str = "cpu", dtype: str = "float32", threads: int | None = None,
-                 batch_size: int = 8) -> None:
+    def __init__(
+        self, path: Path, device: str = "cpu", dtype: str = "float32", threads: int | None = None, batch_size: int = 8
+    ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         if device == "cuda" and not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
@@ -25,13 +27,18 @@ class HFRuntime:
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
+            self.model = self._load(path, device, getattr(torch, dtype))
         except (OSError, ValueError, RuntimeError) as e:
             raise EdgewriteError(f"could not load the model in {path}: {str(e).splitlines()[0]}") from e
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def _load(self, path: Path, device: str, dtype: Any) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
 
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -57,8 +64,12 @@ class HFRuntime:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, logits_processor=LogitsProcessorList([first]),
-                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=list(self.stop_ids),
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    logits_processor=LogitsProcessorList([first]),
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=list(self.stop_ids),
                 )
             total = time.perf_counter() - t0
             ttft = (first.at or t0 + total) - t0
@@ -70,14 +81,16 @@ class HFRuntime:
                     if tok in self.stop_ids:
                         new, finish = new[:j], "stop"
                         break
-                results.append(Generation(
-                    text=self.tokenizer.decode(new, skip_special_tokens=True),
-                    prompt_tokens=int(enc["attention_mask"][i].sum()),
-                    new_tokens=len(new),
-                    ttft_s=ttft,
-                    decode_s=total - ttft,
-                    finish=finish,
-                ))
+                results.append(
+                    Generation(
+                        text=self.tokenizer.decode(new, skip_special_tokens=True),
+                        prompt_tokens=int(enc["attention_mask"][i].sum()),
+                        new_tokens=len(new),
+                        ttft_s=ttft,
+                        decode_s=total - ttft,
+                        finish=finish,
+                    )
+                )
         return results
 
     def close(self) -> None:

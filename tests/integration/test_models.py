@@ -32,7 +32,8 @@ def test_local_folder_of_a_non_llama_model_is_refused(tmp_path: Path) -> None:
 
 def test_non_causal_llama_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(
-        json.dumps({"model_type": "llama", "architectures": ["LlamaForSequenceClassification"]}))
+        json.dumps({"model_type": "llama", "architectures": ["LlamaForSequenceClassification"]})
+    )
     with pytest.raises(EdgewriteError, match="not a causal LM"):
         resolve_model(str(tmp_path))
 

@@ -26,14 +26,33 @@ def test_hash_split_is_deterministic_and_near_the_fraction() -> None:
 
 def test_split_is_leak_free_across_files_with_differently_tokenized_sources(tmp_path: Path) -> None:
     # The same sentences, tokenized differently in two files (like asset/dev and turkcorpus/dev).
-    a = [{"task": "simplification", "source": f"The cat , number {i} , sat .", "references": [f"Cat {i} sat."],
-          "id": f"a-{i}"} for i in range(300)]
-    b = [{"task": "simplification", "source": f"The cat, number {i}, sat.", "references": [f"Cat {i} sat."],
-          "id": f"b-{i}"} for i in range(300)]
+    a = [
+        {
+            "task": "simplification",
+            "source": f"The cat , number {i} , sat .",
+            "references": [f"Cat {i} sat."],
+            "id": f"a-{i}",
+        }
+        for i in range(300)
+    ]
+    b = [
+        {
+            "task": "simplification",
+            "source": f"The cat, number {i}, sat.",
+            "references": [f"Cat {i} sat."],
+            "id": f"b-{i}",
+        }
+        for i in range(300)
+    ]
     write_jsonl(tmp_path / "a" / "dev.jsonl", a)
     write_jsonl(tmp_path / "b" / "dev.jsonl", b)
-    cfg = DataConfig(data_dir=str(tmp_path), sources=[{"path": "a/dev.jsonl"}, {"path": "b/dev.jsonl"}],
-                     tasks=["simplification"], dev_fraction=0.2, dev_per_task=None)
+    cfg = DataConfig(
+        data_dir=str(tmp_path),
+        sources=[{"path": "a/dev.jsonl"}, {"path": "b/dev.jsonl"}],
+        tasks=["simplification"],
+        dev_fraction=0.2,
+        dev_per_task=None,
+    )
     build_dataset(cfg, tmp_path / "out")
     train, dev = _rows(tmp_path / "out" / "train.jsonl"), _rows(tmp_path / "out" / "dev.jsonl")
     assert train and dev
@@ -41,11 +60,14 @@ def test_split_is_leak_free_across_files_with_differently_tokenized_sources(tmp_
 
 
 def test_caps_weights_general_and_empty_references(tiny_data_dir: Path, tmp_path: Path) -> None:
-    write_jsonl(tiny_data_dir / "grammar" / "extra.jsonl", [
-        {"task": "grammar", "source": "Deleted whole .", "references": [""], "id": "empty-ref"}])
+    write_jsonl(
+        tiny_data_dir / "grammar" / "extra.jsonl",
+        [{"task": "grammar", "source": "Deleted whole .", "references": [""], "id": "empty-ref"}],
+    )
     sources = tiny_sources(tiny_data_dir) + [{"path": "grammar/extra.jsonl", "role": "train"}]
-    cfg = DataConfig(data_dir=str(tiny_data_dir), sources=sources, train_per_task=2,
-                     task_weights={"grammar": 1.5}, general=1)
+    cfg = DataConfig(
+        data_dir=str(tiny_data_dir), sources=sources, train_per_task=2, task_weights={"grammar": 1.5}, general=1
+    )
     manifest = build_dataset(cfg, tmp_path / "out")
     train = _rows(tmp_path / "out" / "train.jsonl")
     counts = {t: sum(r["task"] == t for r in train) for t in {r["task"] for r in train}}
@@ -73,9 +95,11 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "row, message",
-    [({"task": "poetry", "source": "a", "references": ["b"]}, "unknown task 'poetry'"),
-     ({"task": "grammar", "source": "a"}, "missing 'references'"),
-     ({"task": "grammar", "source": "a", "references": "b"}, "list of strings")],
+    [
+        ({"task": "poetry", "source": "a", "references": ["b"]}, "unknown task 'poetry'"),
+        ({"task": "grammar", "source": "a"}, "missing 'references'"),
+        ({"task": "grammar", "source": "a", "references": "b"}, "list of strings"),
+    ],
 )
 def test_bad_rows(tmp_path: Path, row: dict, message: str) -> None:
     p = tmp_path / "x.jsonl"

@@ -1,0 +1,182 @@
+"""``edgewrite quantize``: a merged model to GGUF (llama.cpp), GPTQ (GPT-QModel) or ONNX (onnxruntime-genai).
+
+Every output is an artifact folder with a manifest, written atomically, that also carries the
+model's tokenizer files and chat template (the prompt builder reads them) and passed a read-back
+check: the exported file's chat template and end-of-turn token are the merged model's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgewrite.artifacts import existing_matches, fingerprint, staged_dir, write_manifest
+from edgewrite.errors import EdgewriteError
+
+DEFAULT_FORMAT = "gguf"
+BITS = {"gguf": (2, 3, 4, 5, 6, 8, 16), "gptq": (2, 3, 4, 8), "onnx": (4, 16, 32)}
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
+
+
+def check_bits(fmt: str, bits: int) -> None:
+    if fmt not in BITS:
+        raise EdgewriteError(f"unknown format '{fmt}'; formats: {', '.join(BITS)}")
+    if bits not in BITS[fmt]:
+        raise EdgewriteError(f"--bits {bits} is not supported for {fmt}; supported: {', '.join(map(str, BITS[fmt]))}")
+
+
+def source_model(model: str) -> tuple[Path, dict[str, Any]]:
+    """The folder to quantize and what is known about it (its manifest, or one derived from it)."""
+    from edgewrite.models import check_causal_lm, resolve_model
+
+    path = Path(model)
+    if path.is_file():
+        raise EdgewriteError(f"{model} is a file; quantize takes a merged model folder (or 'default')")
+    if path.is_dir() and (path / "manifest.json").is_file():
+        manifest = json.loads((path / "manifest.json").read_text())
+        if manifest.get("kind") not in ("merged", "base", "full"):
+            raise EdgewriteError(
+                f"{model} is a '{manifest.get('kind')}' artifact; quantize takes a merged full model "
+                + ("(run `edgewrite merge` first)" if manifest.get("kind") == "adapter" else "")
+            )
+        check_causal_lm(path, model)
+        return path, manifest
+    info = resolve_model(model)
+    if (info.path / "manifest.json").is_file():
+        return info.path, json.loads((info.path / "manifest.json").read_text())
+    from transformers import AutoTokenizer
+
+    from edgewrite.tasks import stop_text
+
+    tok = AutoTokenizer.from_pretrained(info.path)
+    return info.path, {
+        "kind": "folder",
+        "stop_token": stop_text(tok),
+        "prompt_style": "chat",
+        "fingerprint": fingerprint(str(info.path.resolve())),
+    }
+
+
+def default_out(model_dir: Path, fmt: str, label: str) -> Path:
+    return model_dir.parent / f"{fmt}-{label.lower()}"
+
+
+def quantize(
+    model: str,
+    fmt: str = DEFAULT_FORMAT,
+    bits: int = 4,
+    out: Path | None = None,
+    gguf_type: str | None = None,
+    group_size: int | None = None,
+    samples: int = 256,
+    calibration: Path | None = None,
+    device: str = "cpu",
+    force: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    if gguf_type is None:
+        check_bits(fmt, bits)
+    elif fmt != "gguf":
+        raise EdgewriteError("--type names a llama.cpp quantization type; it only applies to --format gguf")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    model_dir, parent = source_model(model)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    stop = parent.get("stop_token") or tokenizer.eos_token
+    stop_id = tokenizer.convert_tokens_to_ids(stop)
+
+    if fmt == "gguf":
+        from edgewrite.quantize import gguf as backend
+
+        label = gguf_type or backend.type_for_bits(bits)
+        settings: dict[str, Any] = {"type": label.upper()}
+    elif fmt == "gptq":
+        from edgewrite.quantize import gptq as backend
+
+        group_size = group_size or backend.default_group_size(model_dir)
+        label = f"{bits}bit-g{group_size}"
+        settings = {"bits": bits, "group_size": group_size, "samples": samples}
+    else:
+        from edgewrite.quantize import onnx as backend
+
+        label = {4: "int4", 16: "fp16", 32: "fp32"}[bits]
+        settings = {"precision": label, "execution_provider": device}
+    out = out or default_out(model_dir, fmt, label)
+    fp = fingerprint({"parent": parent.get("fingerprint"), "format": fmt, **settings})
+    if existing_matches(out, fp, force):
+        return out, json.loads((out / "manifest.json").read_text())
+
+    with staged_dir(out) as tmp:
+        if fmt == "gguf":
+            details = backend.export(model_dir, tmp, settings["type"])
+        elif fmt == "gptq":
+            rows = _calibration_rows(parent, calibration, samples)
+            details = backend.export(
+                model_dir, tmp, bits, group_size, rows, tokenizer, parent.get("prompt_style", "chat"), stop, device
+            )
+        else:
+            details = backend.export(model_dir, tmp, label, device)
+        for name in TOKENIZER_FILES:
+            if (model_dir / name).is_file() and not (tmp / name).exists():
+                shutil.copy2(model_dir / name, tmp / name)
+        readback = backend.read_back(tmp, details)
+        _check_readback(readback, tokenizer.chat_template or "", stop, stop_id, fmt)
+        manifest = write_manifest(
+            tmp,
+            "quantized",
+            fingerprint=fp,
+            format=fmt,
+            bits=bits if gguf_type is None else None,
+            settings=settings,
+            details=details,
+            parent={"path": str(model_dir), "kind": parent.get("kind"), "fingerprint": parent.get("fingerprint")},
+            base_model=parent.get("base_model") or {"ref": model},
+            prompt_style=parent.get("prompt_style", "chat"),
+            stop_token=stop,
+            chat_template_sha256=fingerprint(tokenizer.chat_template or ""),
+            readback={k: v for k, v in readback.items() if k != "chat_template"},
+        )
+    return out, manifest
+
+
+def _check_readback(readback: dict, template: str, stop: str, stop_id: int, fmt: str) -> None:
+    got = readback.get("chat_template")
+    if template and got is not None and got.strip() != template.strip():
+        raise EdgewriteError(f"the {fmt} export changed the chat template; the artifact was not kept")
+    stops = readback.get("stop_ids") or []
+    if stop_id not in stops:
+        raise EdgewriteError(
+            f"the {fmt} export does not stop at {stop!r} (id {stop_id}; it stops at {stops}); the artifact was not kept"
+        )
+
+
+def _calibration_rows(parent: dict, calibration: Path | None, samples: int) -> list[dict]:
+    """A seeded sample of training rows (never dev rows) from the data the model was tuned on."""
+    import random
+
+    if calibration is None:
+        data = (parent.get("data") or {}).get("path")
+        if not data:
+            raise EdgewriteError(
+                "GPTQ needs calibration text: this model has no data artifact in its manifest; "
+                "pass --calibration DIR (a folder written by `edgewrite data`)"
+            )
+        calibration = Path(data)
+    path = calibration / "train.jsonl"
+    if not path.is_file():
+        raise EdgewriteError(f"calibration folder {calibration} has no train.jsonl; make it with `edgewrite data`")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    random.Random(1234).shuffle(rows)
+    return rows[:samples]

@@ -1,0 +1,177 @@
+"""GGUF through llama.cpp's own tools: ``convert_hf_to_gguf.py`` (with the ``gguf-py`` and
+``conversion/`` it ships) to F16, then ``llama_model_quantize`` via llama-cpp-python.
+
+The converter is not in the llama-cpp-python wheel, only in its source distribution; it is fetched
+once per llama-cpp-python version into EDGEWRITE_HOME (or taken from EDGEWRITE_LLAMA_CPP_SRC, a
+llama.cpp checkout) and works offline from then on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgewrite.errors import EdgewriteError
+
+TYPE_FOR_BITS = {2: "Q2_K", 3: "Q3_K_M", 4: "Q4_K_M", 5: "Q5_K_M", 6: "Q6_K", 8: "Q8_0", 16: "F16"}
+_CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion", "gguf-py")
+_FALLBACK = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
+_FALLBACK_WHY = re.compile(
+    r"ncols\s+(\d+) not divisible by\s+(\d+) \(required for type\s+(\w+)\) -> falling back to\s+(\w+)"
+)
+
+
+def type_for_bits(bits: int) -> str:
+    return TYPE_FOR_BITS[bits]
+
+
+def _ftype(name: str) -> int:
+    import llama_cpp
+
+    value = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name.upper()}", None)
+    if value is None:
+        known = sorted(
+            n.removeprefix("LLAMA_FTYPE_MOSTLY_") for n in dir(llama_cpp) if n.startswith("LLAMA_FTYPE_MOSTLY_")
+        )
+        raise EdgewriteError(f"unknown llama.cpp type '{name}'; known: {', '.join(known)}")
+    return value
+
+
+def converter_dir() -> Path:
+    """llama.cpp's converter matching the installed llama-cpp-python, fetched once."""
+    if src := os.environ.get("EDGEWRITE_LLAMA_CPP_SRC"):
+        path = Path(src)
+        if not (path / "convert_hf_to_gguf.py").is_file():
+            raise EdgewriteError(f"EDGEWRITE_LLAMA_CPP_SRC={src} has no convert_hf_to_gguf.py")
+        return path
+    from edgewrite.models import edgewrite_home
+
+    try:
+        version = metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError as e:
+        raise EdgewriteError("GGUF export needs llama-cpp-python: re-run ./install.sh") from e
+    target = edgewrite_home() / "llama.cpp-converter" / version
+    if (target / "convert_hf_to_gguf.py").is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            f"llama-cpp-python=={version}",
+            "-d",
+            tmp,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        if done.returncode != 0 or not sdists:
+            raise EdgewriteError(
+                f"could not fetch llama.cpp's converter (llama-cpp-python {version} source from PyPI): "
+                "run once with PyPI reachable, or set EDGEWRITE_LLAMA_CPP_SRC to a llama.cpp checkout"
+            )
+        staging = target.with_name(version + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        prefix = f"{sdists[0].name.removesuffix('.tar.gz')}/vendor/llama.cpp/"
+        with tarfile.open(sdists[0]) as tar:
+            members = [
+                m
+                for m in tar.getmembers()
+                if m.name.startswith(prefix) and m.name[len(prefix) :].split("/")[0] in _CONVERTER_PARTS
+            ]
+            for m in members:
+                m.name = m.name[len(prefix) :]
+            tar.extractall(staging, members=members, filter="data")
+        os.replace(staging, target)
+    return target
+
+
+def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = done.stdout + done.stderr
+    if done.returncode != 0:
+        last = [line for line in log.strip().splitlines() if line.strip()][-1:] or ["(no output)"]
+        raise EdgewriteError(f"{what} failed: {last[0]}")
+    return log
+
+
+def export(model_dir: Path, out: Path, gguf_type: str) -> dict[str, Any]:
+    gguf_type = gguf_type.upper()
+    ftype = _ftype(gguf_type)
+    conv = converter_dir()
+    target = out / f"model-{gguf_type.lower()}.gguf"
+    env = {**os.environ, "PYTHONPATH": str(conv / "gguf-py")}
+    env.pop("NO_LOCAL_GGUF", None)
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        f16 = target if gguf_type == "F16" else Path(scratch) / "model-f16.gguf"
+        _run(
+            [
+                sys.executable,
+                str(conv / "convert_hf_to_gguf.py"),
+                str(model_dir),
+                "--outtype",
+                "f16",
+                "--outfile",
+                str(f16),
+            ],
+            "llama.cpp convert_hf_to_gguf.py",
+            env,
+        )
+        log = ""
+        if gguf_type != "F16":
+            code = (
+                "import ctypes, sys, llama_cpp\n"
+                "p = llama_cpp.llama_model_quantize_default_params()\n"
+                f"p.nthread = {os.cpu_count() or 2}; p.ftype = {ftype}\n"
+                "src, dst = (a.encode() for a in sys.argv[1:3])\n"
+                "sys.exit(llama_cpp.llama_model_quantize(src, dst, ctypes.byref(p)))\n"
+            )
+            log = _run([sys.executable, "-c", code, str(f16), str(target)], f"llama.cpp quantize to {gguf_type}")
+    details: dict[str, Any] = {"gguf_file": target.name, "type": gguf_type, "converter": str(conv)}
+    if m := _FALLBACK.search(log):
+        details["fallback_tensors"] = int(m.group(1))
+        details["total_quantized_tensors"] = int(m.group(2))
+        reasons = Counter(f"ncols {a} not divisible by {b} ({t} -> {f})" for a, b, t, f in _FALLBACK_WHY.findall(log))
+        details["fallback_reasons"] = dict(reasons)
+    else:
+        details["fallback_tensors"] = 0
+    details["tensor_types"] = tensor_types(target)
+    return details
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    return dict(Counter(t.tensor_type.name for t in reader.tensors))
+
+
+def read_back(out: Path, details: dict[str, Any]) -> dict[str, Any]:
+    """The chat template and end-of-turn ids as stored in the GGUF file itself."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(out / details["gguf_file"]))
+
+    def field(name: str) -> Any:
+        f = reader.get_field(name)
+        return None if f is None else f.contents()
+
+    stops = [v for v in (field("tokenizer.ggml.eos_token_id"), field("tokenizer.ggml.eot_token_id")) if v is not None]
+    return {
+        "chat_template": field("tokenizer.chat_template"),
+        "stop_ids": stops,
+        "architecture": field("general.architecture"),
+    }

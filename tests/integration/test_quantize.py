@@ -1,0 +1,129 @@
+"""Every format quantizes the tiny Llama, reads back its template and stop token, loads through the
+runtime Protocol and generates; bad input is refused with one clear line."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgewrite.data import build_dataset
+from edgewrite.errors import EdgewriteError
+from edgewrite.quantize import quantize
+from edgewrite.recipe import DataConfig
+from edgewrite.runtimes import load_runtime
+from edgewrite.tasks import build_prompt
+from tests.conftest import tiny_sources
+
+PROMPT_TEXT = "She go to school every days, and 12345 2024 — café!"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("quantized")
+    made = {}
+    for name, fmt, bits in (("gguf-q8", "gguf", 8), ("gguf-q4", "gguf", 4), ("onnx-int4", "onnx", 4)):
+        made[name], _ = quantize(str(tiny_model_dir), fmt, bits, out=root / name)
+    return made
+
+
+@pytest.mark.parametrize("name", ["gguf-q8", "gguf-q4", "onnx-int4"])
+def test_artifact_manifest_readback_and_generation(artifacts: dict, tiny_model_dir: Path, name: str) -> None:
+    from transformers import AutoTokenizer
+
+    path = artifacts[name]
+    manifest = json.loads((path / "manifest.json").read_text())
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    stop_id = tok.convert_tokens_to_ids("<|im_end|>")
+    assert manifest["kind"] == "quantized" and manifest["stop_token"] == "<|im_end|>"
+    assert stop_id in manifest["readback"]["stop_ids"]
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    runtime, _ = load_runtime(path)
+    prompt = build_prompt(runtime.tokenizer, "Fix grammar", PROMPT_TEXT)
+    (gen,) = runtime.generate([prompt], max_new_tokens=6)
+    assert gen.new_tokens <= 6 and gen.prompt_tokens > 10 and gen.ttft_s >= 0 and gen.finish in ("stop", "length")
+    # The runtime tokenizes the shared prompt exactly as transformers does.
+    assert runtime.tokenize(prompt) == tok(prompt, add_special_tokens=False)["input_ids"]
+    runtime.close()
+
+
+def test_gguf_records_type_mix_and_fallbacks(artifacts: dict) -> None:
+    q4 = json.loads((artifacts["gguf-q4"] / "manifest.json").read_text())["details"]
+    assert q4["type"] == "Q4_K_M" and q4["tensor_types"]
+    # 64- and 128-wide rows are not multiples of 256: k-quants fall back, and the reason is kept.
+    assert q4["fallback_tensors"] > 0 and any("not divisible by 256" in r for r in q4["fallback_reasons"])
+    q8 = json.loads((artifacts["gguf-q8"] / "manifest.json").read_text())["details"]
+    assert q8["fallback_tensors"] == 0 and "Q8_0" in q8["tensor_types"]
+
+
+def test_gguf_file_carries_the_chat_template(artifacts: dict, tiny_model_dir: Path) -> None:
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    details = json.loads((artifacts["gguf-q4"] / "manifest.json").read_text())["details"]
+    reader = GGUFReader(str(artifacts["gguf-q4"] / details["gguf_file"]))
+    template = reader.get_field("tokenizer.chat_template").contents()
+    assert template == AutoTokenizer.from_pretrained(tiny_model_dir).chat_template
+
+
+def test_gptq_quantizes_on_cpu_with_task_calibration(tiny_model_dir: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    build_dataset(DataConfig(data_dir=str(tiny_data_dir), sources=tiny_sources(tiny_data_dir)), data)
+    out, manifest = quantize(str(tiny_model_dir), "gptq", 4, out=tmp_path / "gptq", samples=8, calibration=data)
+    assert manifest["details"]["group_size"] == 64 and manifest["details"]["calibration_rows"] == 8
+    runtime, _ = load_runtime(out)
+    (gen,) = runtime.generate([build_prompt(runtime.tokenizer, "Fix grammar", "He go .")], max_new_tokens=4)
+    assert gen.new_tokens <= 4
+    # An already-quantized folder is not a valid input.
+    with pytest.raises(EdgewriteError, match="'quantized' artifact"):
+        quantize(str(out), "gguf", 4, out=tmp_path / "again")
+
+
+@pytest.mark.parametrize(
+    "fmt, bits, supported", [("gguf", 7, "2, 3, 4, 5, 6, 8, 16"), ("gptq", 5, "2, 3, 4, 8"), ("onnx", 8, "4, 16, 32")]
+)
+def test_unsupported_bits_list_the_supported_ones(tiny_model_dir: Path, fmt: str, bits: int, supported: str) -> None:
+    with pytest.raises(EdgewriteError, match=f"supported: {supported}"):
+        quantize(str(tiny_model_dir), fmt, bits)
+
+
+def test_inputs_that_are_not_a_merged_model(tmp_path: Path, artifacts: dict) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "manifest.json").write_text(json.dumps({"kind": "adapter"}))
+    with pytest.raises(EdgewriteError, match="run `edgewrite merge` first"):
+        quantize(str(adapter), "gguf", 4)
+    gguf_file = next(artifacts["gguf-q8"].glob("*.gguf"))
+    with pytest.raises(EdgewriteError, match="is a file"):
+        quantize(str(gguf_file), "gguf", 4)
+
+
+def test_corrupt_files_are_reported(artifacts: dict, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-gguf"
+    shutil.copytree(artifacts["gguf-q8"], broken)
+    f = next(broken.glob("*.gguf"))
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    with pytest.raises(EdgewriteError, match="corrupt or truncated"):
+        load_runtime(broken)
+    broken_onnx = tmp_path / "broken-onnx"
+    shutil.copytree(artifacts["onnx-int4"], broken_onnx)
+    (broken_onnx / "model.onnx").write_bytes(b"\x08\x07garbage")
+    with pytest.raises(EdgewriteError, match="corrupt or truncated"):
+        load_runtime(broken_onnx)
+
+
+def test_missing_optional_dependency_names_what_to_install(tiny_model_dir: Path, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)
+    with pytest.raises(EdgewriteError, match="onnxruntime-genai"):
+        quantize(str(tiny_model_dir), "onnx", 4, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cuda_without_a_gpu(tiny_model_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(EdgewriteError, match="no CUDA GPU"):
+        quantize(str(tiny_model_dir), "onnx", 4, device="cuda")
