@@ -244,7 +244,239 @@ def generate(
     )
 
 
+@app.command()
+def assist(
+    source: Annotated[str, typer.Argument(help="A text or markdown file, or - for standard input.")] = "-",
+    task: Annotated[str, typer.Option(help="grammar, fluency, clarity, coherence, simplification, ...")] = "grammar",
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Artifact (default: the last report's pick, else the embedded model)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the result here (default: standard output).")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace FILE (atomically; keeps FILE.bak).")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show a word-level diff.")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    quiet: Quiet = False,
+) -> None:
+    """Edit a document offline: sentences (paragraphs for coherence) in batches, markdown structure kept."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    from edgewrite.assist import assist_document, read_input, segment, word_diff, write_output
+    from edgewrite.report import recommended_artifact
+    from edgewrite.runtimes import load_runtime
+    from edgewrite.tasks import get_task
+
+    spec = get_task(task)
+    if in_place and (source == "-" or out is not None):
+        raise EdgewriteError("--in-place needs a FILE argument and no --out")
+    if device not in ("cpu", "cuda"):
+        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    document = read_input(source)
+    runtime, manifest = load_runtime(
+        _artifact_path(model or recommended_artifact(device) or "default"), device=device, batch_size=batch_size
+    )
+    if manifest.get("kind") == "data":
+        raise EdgewriteError("the model is a data artifact, not a generation model")
+    units = sum(p.editable for p in segment(document, spec.unit))
+    with Progress(
+        TextColumn(f"[bold]{task}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+    ) as progress:
+        bar = progress.add_task(task, total=units)
+        result, pieces, edited = assist_document(
+            runtime,
+            document,
+            task,
+            manifest.get("prompt_style", "chat"),
+            batch_size,
+            progress=lambda n: progress.advance(bar, n),
+        )
+    if diff:
+        shown = Text()
+        for op, text in word_diff(document, result):
+            shown.append(text, style={"=": "", "-": "red strike", "+": "green"}[op])
+        (err_console if out is None and not in_place else console).print(shown)
+    if in_place:
+        write_output(result, Path(source), backup=True)
+        err_console.print(f"edited {source} in place (previous version: {source}.bak)")
+    elif out is not None:
+        if source != "-" and out.resolve() == Path(source).resolve():
+            raise EdgewriteError("--out is the input file; use --in-place to overwrite it")
+        write_output(result, out, backup=False)
+        err_console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(result)
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Artifact (default: the last report's pick, else the embedded model)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
+    from edgewrite.report import recommended_artifact
+    from edgewrite.serve import serve as run_server
+
+    if device not in ("cpu", "cuda"):
+        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    path = _artifact_path(model or recommended_artifact(device) or "default")
+    err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
+    run_server(path, host, port, device)
+
+
+export_app = typer.Typer(help="Export an artifact for another local runtime.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("ollama")
+def export_ollama(
+    artifact: Annotated[Path, typer.Argument(help="A GGUF artifact folder (from `edgewrite quantize -f gguf`).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the Modelfile (default: the artifact folder).")] = None,
+) -> None:
+    """Write an Ollama Modelfile: template, system prompt, stop token and greedy sampling from the artifact."""
+    from edgewrite.export import ollama_modelfile
+
+    path = ollama_modelfile(artifact, out or artifact)
+    console.print(f"wrote {path}; then: ollama create edgewrite -f {path}")
+
+
+DataDir = Annotated[Path, typer.Option(help="Data folder in the layout of shared/data.")]
+
+
+def _artifact_path(ref: str) -> Path:
+    from edgewrite.models import resolve_model
+
+    return resolve_model(ref).path if ref == "default" else Path(ref)
+
+
+@app.command("eval")
+def eval_(
+    artifact: Annotated[str, typer.Argument(help="Model artifact folder, or 'default'.")],
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
+    data_dir: DataDir = Path("../shared/data"),
+    split: Annotated[str, typer.Option(help="dev, or test for the official test files.")] = "dev",
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N rows per evaluation set.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass (hf and gptq runtimes).")] = 8,
+    out: Annotated[Path | None, typer.Option(help="Folder for eval.json and rows.jsonl.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score an artifact on the writing tasks with SARI, GLEU, F0.5, iBLEU and exact match."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
+    from edgewrite.runtimes import load_runtime
+
+    if device not in ("cpu", "cuda"):
+        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    path = _artifact_path(artifact)
+    from edgewrite.artifacts import read_manifest
+
+    manifest = read_manifest(path)
+    exclude, fraction = training_keys(manifest)
+    sets = gather(data_dir, _parse_tasks(tasks) if tasks else None, split, limit, exclude, fraction)
+    runtime, manifest = load_runtime(path, device=device, batch_size=batch_size)
+    total = sum(len(s.rows) for s in sets)
+    with Progress(
+        TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=quiet
+    ) as progress:
+        bar = progress.add_task("eval", total=total)
+        outputs, records, _ = run_eval(
+            runtime,
+            manifest.get("prompt_style", "chat"),
+            sets,
+            progress=lambda n: progress.advance(bar, n),
+            batch_size=batch_size,
+        )
+    result = score_outputs(sets, outputs)
+    table = Table("set", "rows", "scores")
+    for s in sets:
+        key = f"{s.spec.task}/{s.spec.name}"
+        table.add_row(key, str(len(s.rows)), ", ".join(f"{k} {v:.2f}" for k, v in result["sets"][key].items()))
+    console.print(table)
+    console.print(f"mean headline quality: {result['mean']:.2f}")
+    target = out or path / "eval"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "eval.json").write_text(
+        json.dumps({"artifact": str(path), "split": split, "limit": limit, "rows": total, **result}, indent=2) + "\n"
+    )
+    with open(target / "rows.jsonl", "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    console.print(f"wrote {target}/eval.json and rows.jsonl")
+
+
+@app.command()
+def bench(
+    artifacts: Annotated[list[str], typer.Argument(help="Model artifact folders (the base model is always added).")],
+    device: Annotated[str, typer.Option(help="cpu, cuda, or cpu,cuda.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per runtime (default: all cores).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N rows per evaluation set.")] = None,
+    split: Annotated[str, typer.Option(help="dev or test.")] = "dev",
+    data_dir: DataDir = Path("../shared/data"),
+    out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
+        "benchmarks/results/bench"
+    ),
+    quiet: Quiet = False,
+) -> None:
+    """Quality, latency, throughput, memory and size for each artifact x device, plus copy and base rows."""
+    from edgewrite.bench import bench as run_bench
+    from edgewrite.report import terminal_table
+
+    devices = [d.strip() for d in device.split(",") if d.strip()]
+    command = "edgewrite bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    doc = run_bench(
+        artifacts,
+        out,
+        devices,
+        threads,
+        _parse_tasks(tasks) if tasks else None,
+        limit,
+        split,
+        data_dir,
+        quiet=quiet,
+        command=command,
+    )
+    console.print(terminal_table(doc))
+    console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")
+
+
+@app.command()
+def report(
+    bench_dir: Annotated[Path, typer.Argument(help="Folder written by `edgewrite bench`.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default: <bench_dir>/report.html).")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Budget: one-sentence edit p50.")] = None,
+    max_memory_mb: Annotated[float | None, typer.Option(help="Budget: peak RSS.")] = None,
+) -> None:
+    """Render tables, quality-vs-cost plots and a verdict from stored bench results (no re-runs)."""
+    from edgewrite.report import terminal_table, write_report
+
+    doc, verdicts, target = write_report(bench_dir, out, max_latency_ms, max_memory_mb)
+    console.print(terminal_table(doc))
+    for v in verdicts:
+        for line in v["text"]:
+            console.print(line.replace("**", ""))
+    console.print(f"wrote {target} and {target.with_suffix('.md')}")
+
+
 def main() -> None:
+    from edgewrite import quiet_third_party_logs
+
+    quiet_third_party_logs()
     try:
         app()
     except EdgewriteError as e:

@@ -179,7 +179,15 @@ def split_rows(config: DataConfig, data_dir: Path) -> tuple[list[dict], list[dic
     return train, dev, dict(dropped)
 
 
-def _cap(rows: list[dict], limit_for: dict[str, int | None], seed: int) -> list[dict]:
+def _unchanged(row: dict) -> bool:
+    return " ".join(row["source"].split()) == " ".join(row["references"][0].split())
+
+
+def _cap(
+    rows: list[dict], limit_for: dict[str, int | None], seed: int, max_unchanged: float | None = None
+) -> list[dict]:
+    """Per-task caps. With ``max_unchanged``, rows whose answer is the input itself make up at most
+    that share of a task: a set that is mostly "nothing to fix" teaches a model to copy."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_task[r["task"]].append(r)
@@ -187,6 +195,16 @@ def _cap(rows: list[dict], limit_for: dict[str, int | None], seed: int) -> list[
     for task in sorted(by_task):
         items = sorted(by_task[task], key=lambda r: r["id"])
         random.Random(f"{seed}-{task}").shuffle(items)
+        if max_unchanged is not None and task != GENERAL:
+            changed = [r for r in items if not _unchanged(r)]
+            same = [r for r in items if _unchanged(r)]
+            limit = limit_for.get(task)
+            n_same = len(same) if limit is None else min(len(same), int(max_unchanged * limit))
+            n_changed = len(changed) if limit is None else min(len(changed), limit - n_same)
+            if max_unchanged < 1:  # unchanged rows <= share of the final set
+                n_same = min(n_same, int(max_unchanged / (1 - max_unchanged) * n_changed))
+            items = changed[:n_changed] + same[:n_same]
+            random.Random(f"{seed}-{task}-mix").shuffle(items)
         limit = limit_for.get(task)
         out.extend(items if limit is None else items[:limit])
     random.Random(seed).shuffle(out)
@@ -209,7 +227,7 @@ def build_dataset(
         else:
             train_caps[task] = max(1, round(config.train_per_task * config.task_weights.get(task, 1.0)))
     train_caps[GENERAL] = config.general
-    train = _cap(train, train_caps, seed)
+    train = _cap(train, train_caps, seed, config.max_unchanged_fraction)
     dev = _cap(dev, {t: config.dev_per_task for t in config.tasks}, seed)
     if not train:
         raise EdgewriteError("the data recipe leaves no training rows; raise the caps or add sources")

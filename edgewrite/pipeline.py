@@ -68,4 +68,23 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
     before = finished(dirs["merge"], merge_fp)
     merge(dirs["tune"], dirs["merge"], force=force)
     announce("merge", before)
+
+    if recipe.quantize:
+        from edgewrite.quantize import check_bits, quantize
+
+        for spec in recipe.quantize:  # validate every export before spending time on the first
+            if spec.type is None:
+                check_bits(spec.format, spec.bits)
+        for spec in recipe.quantize:
+            path, _ = quantize(
+                str(dirs["merge"]),
+                spec.format,
+                spec.bits,
+                gguf_type=spec.type,
+                group_size=spec.group_size,
+                samples=spec.samples,
+                force=force,
+            )
+            dirs[f"quantize:{path.name}"] = path
+            log(f"[quantize] done: {path}")
     return dirs

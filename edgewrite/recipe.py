@@ -74,6 +74,12 @@ class DataConfig(_Strict):
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
     prompt_style: Literal["chat", "alpaca"] = "chat"
     max_chars: int = Field(default=1200, ge=16, description="drop rows whose source or target is longer")
+    max_unchanged_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="cap on training rows whose reference equals the source, as a share of a task's rows",
+    )
 
     @field_validator("tasks")
     @classmethod
@@ -119,12 +125,21 @@ class TrainConfig(_Strict):
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: all cores)")
 
 
+class QuantizeSpec(_Strict):
+    format: Literal["gguf", "gptq", "onnx"] = "gguf"
+    bits: int = 4
+    type: str | None = None  # an explicit llama.cpp type (gguf only)
+    group_size: int | None = None
+    samples: int = Field(default=256, ge=1)
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     model: str = "default"
     out_dir: str = "runs"
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    quantize: list[QuantizeSpec] = Field(default_factory=list, description="exports made by `edgewrite run`")
 
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.name

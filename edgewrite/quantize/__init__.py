@@ -143,6 +143,7 @@ def quantize(
             details=details,
             parent={"path": str(model_dir), "kind": parent.get("kind"), "fingerprint": parent.get("fingerprint")},
             base_model=parent.get("base_model") or {"ref": model},
+            data=parent.get("data"),
             prompt_style=parent.get("prompt_style", "chat"),
             stop_token=stop,
             chat_template_sha256=fingerprint(tokenizer.chat_template or ""),

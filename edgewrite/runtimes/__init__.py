@@ -6,6 +6,7 @@ imports it inside its functions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +30,10 @@ class Runtime(Protocol):
     tokenizer: Any  # the artifact's transformers tokenizer: the prompt builder renders its chat template
 
     def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]: ...
+
+    def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
+        """Text pieces of one greedy answer as they are decoded."""
+        ...
 
     def tokenize(self, text: str) -> list[int]: ...
 

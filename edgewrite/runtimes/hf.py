@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,31 @@ class HFRuntime:
                     )
                 )
         return results
+
+    def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
+        import threading
+
+        import torch
+        from transformers import TextIteratorStreamer
+
+        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def work() -> None:
+            with torch.inference_mode():
+                self.model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    streamer=streamer,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=list(self.stop_ids),
+                )
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
 
     def close(self) -> None:
         del self.model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgewrite.errors import EdgewriteError
@@ -80,6 +81,18 @@ class LlamaCppRuntime:
                 )
             )
         return results
+
+    def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
+        out: list[int] = []
+        emitted = ""
+        for tok in self.llm.generate(self.tokenize(prompt), temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            if tok in self.stop_ids or len(out) >= max_new_tokens:
+                break
+            out.append(tok)
+            text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
+            if len(text) > len(emitted):  # multi-byte characters arrive whole
+                yield text[len(emitted) :]
+                emitted = text
 
     def close(self) -> None:
         self.llm.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgewrite.errors import EdgewriteError
@@ -79,6 +80,25 @@ class OnnxRuntime:
                 )
             )
         return results
+
+    def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
+        og = self.og
+        tokens = self.tokenize(prompt)
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(do_sample=False, max_length=min(self.context, len(tokens) + max_new_tokens))
+        generator = og.Generator(self.model, params)
+        generator.append_tokens(tokens)
+        decoder = self._og_tokenizer.create_stream()
+        count = 0
+        while not generator.is_done() and count < max_new_tokens:
+            generator.generate_next_token()
+            tok = int(generator.get_next_tokens()[0])
+            if tok in self.stop_ids:
+                break
+            count += 1
+            piece = decoder.decode(tok)
+            if piece:
+                yield piece
 
     def close(self) -> None:
         del self.model

@@ -29,6 +29,16 @@ def test_run_makes_a_merged_model_and_skips_finished_stages(tiny_recipe: Path) -
         run_recipe(changed, quiet=True, log=lambda *_: None)
 
 
+def test_run_continues_into_quantize(tiny_recipe: Path) -> None:
+    recipe = load_recipe(tiny_recipe, ["quantize=[{format: gguf, bits: 8}]"])
+    dirs = run_recipe(recipe, quiet=True, log=lambda *_: None)
+    gguf = dirs["quantize:gguf-q8_0"]
+    assert json.loads((gguf / "manifest.json").read_text())["parent"]["path"] == str(dirs["merge"])
+    bad = load_recipe(tiny_recipe, ["quantize=[{format: gptq, bits: 5}]"])
+    with pytest.raises(EdgewriteError, match="supported: 2, 3, 4, 8"):
+        run_recipe(bad, quiet=True, log=lambda *_: None)
+
+
 def test_help_does_not_import_torch() -> None:
     code = "import sys, edgewrite.cli; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

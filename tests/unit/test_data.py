@@ -117,3 +117,34 @@ def test_hub_data_set_offline_gives_a_clear_error(tmp_path: Path) -> None:
     cfg = DataConfig(data_dir=str(tmp_path), sources=[{"hub": "grammarly/coedit"}])
     with pytest.raises(EdgewriteError, match="could not load hub data set 'grammarly/coedit'"):
         build_dataset(cfg, tmp_path / "out")
+
+
+def test_unchanged_pairs_are_capped_in_training_only(tmp_path: Path) -> None:
+    rows = [
+        {"task": "grammar", "source": f"Fine sentence {i} .", "references": [f"Fine sentence {i} ."], "id": f"same-{i}"}
+        for i in range(80)
+    ]
+    rows += [
+        {
+            "task": "grammar",
+            "source": f"Bad sentence {i} are .",
+            "references": [f"Bad sentence {i} is ."],
+            "id": f"edit-{i}",
+        }
+        for i in range(20)
+    ]
+    write_jsonl(tmp_path / "g" / "dev.jsonl", rows)
+    cfg = DataConfig(
+        data_dir=str(tmp_path),
+        sources=[{"path": "g/dev.jsonl"}],
+        tasks=["grammar"],
+        max_unchanged_fraction=0.2,
+        dev_per_task=None,
+    )
+    build_dataset(cfg, tmp_path / "out")
+    train, dev = _rows(tmp_path / "out" / "train.jsonl"), _rows(tmp_path / "out" / "dev.jsonl")
+    same = [r for r in train if r["source"] == r["references"][0]]
+    assert 0 < len(same) <= 0.2 * len(train) + 1
+    assert len(train) - len(same) == sum(1 for r in rows if r["id"].startswith("edit")) - sum(
+        1 for r in dev if r["id"].startswith("edit")
+    )

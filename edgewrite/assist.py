@@ -1,0 +1,194 @@
+"""Offline writing assistance over any artifact: split a document into editable units, edit them in
+batches with the shared prompt builder, show a word-level diff, write the result.
+
+Markdown structure that is not prose stays byte-for-byte: blank lines, fenced code blocks, tables,
+HTML, headings' markers, list bullets and quote markers (the text after a marker is edited).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgewrite.errors import EdgewriteError
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_PREFIX = re.compile(r"^(\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)+)")  # list bullets, numbers, quotes
+_SKIP = re.compile(r"^\s*(\||<|#{1,6}\s*$|[-=*_]{3,}\s*$)")  # tables, html, empty headings, rules
+_HEADING = re.compile(r"^(\s*#{1,6}\s+)")
+# A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before whitespace and
+# an upper-case letter, a digit or an opening quote. Abbreviations like "e.g." are left alone.
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)(\s+)(?=[\"'(\[]?[A-Z0-9])")
+_ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Mr|Mrs|Ms|Dr|Prof|St|No|Fig|cf)\.$", re.IGNORECASE)
+
+
+@dataclass
+class Piece:
+    text: str
+    editable: bool
+
+
+def split_sentences(text: str) -> list[Piece]:
+    """Sentences (editable) and the whitespace between them (kept)."""
+    pieces: list[Piece] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        end = m.start(2)
+        if _ABBREV.search(text[start:end]):
+            continue
+        pieces.append(Piece(text[start:end], True))
+        pieces.append(Piece(m.group(2), False))
+        start = m.end(2)
+    if start < len(text):
+        pieces.append(Piece(text[start:], True))
+    return pieces
+
+
+def segment(document: str, unit: str = "sentence") -> list[Piece]:
+    """The document as editable and fixed pieces; joining every piece's text gives it back."""
+    pieces: list[Piece] = []
+    in_fence = False
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if not paragraph:
+            return
+        block = "".join(paragraph)
+        body = block.rstrip("\n")
+        trailing = block[len(body) :]
+        if unit == "paragraph":
+            pieces.append(Piece(body, True))
+        else:
+            pieces.extend(split_sentences(body))
+        if trailing:
+            pieces.append(Piece(trailing, False))
+        paragraph.clear()
+
+    for line in document.splitlines(keepends=True):
+        if _FENCE.match(line):
+            flush()
+            in_fence = not in_fence
+            pieces.append(Piece(line, False))
+            continue
+        if in_fence or not line.strip() or _SKIP.match(line):
+            flush()
+            pieces.append(Piece(line, False))
+            continue
+        marker = _PREFIX.match(line) or _HEADING.match(line)
+        if marker:  # a list item, quote or heading: its marker is kept, its text is a unit of its own
+            flush()
+            content = line[marker.end() :]
+            body = content.rstrip("\n")
+            pieces.append(Piece(marker.group(1), False))
+            pieces.extend(split_sentences(body) if unit == "sentence" else [Piece(body, True)])
+            if content[len(body) :]:
+                pieces.append(Piece(content[len(body) :], False))
+            continue
+        paragraph.append(line)
+    flush()
+    return [p for p in pieces if p.text]
+
+
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """(op, text) runs: op is '=', '-' or '+', on word boundaries (whitespace kept with its word)."""
+    a, b = re.findall(r"\S+\s*", before), re.findall(r"\S+\s*", after)
+    runs = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            runs.append(("=", "".join(a[i1:i2])))
+        else:
+            if i2 > i1:
+                runs.append(("-", "".join(a[i1:i2])))
+            if j2 > j1:
+                runs.append(("+", "".join(b[j1:j2])))
+    return runs
+
+
+def read_input(source: str) -> str:
+    import sys
+
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise EdgewriteError(f"{source} does not exist or is not a file")
+        data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise EdgewriteError(f"{source} looks like a binary file; give UTF-8 text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise EdgewriteError(f"{source} is not UTF-8 text (byte {e.start})") from e
+    if not text.strip():
+        raise EdgewriteError(f"{source} is empty: nothing to edit")
+    return text
+
+
+def _batches(items: list[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def edit_texts(
+    runtime: Any,
+    texts: list[str],
+    task: str,
+    style: str = "chat",
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Edited versions of ``texts`` (a unit that comes back empty keeps its original text)."""
+    from edgewrite.evaluate import clean_output
+    from edgewrite.tasks import TASKS, build_prompt
+
+    instruction = TASKS[task].default_instruction
+    out = list(texts)
+    todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
+    for chunk in _batches(todo, batch_size):
+        prompts = [build_prompt(runtime.tokenizer, instruction, texts[i].strip(), style) for i in chunk]
+        budget = max(len(runtime.tokenize(texts[i])) for i in chunk)
+        gens = runtime.generate(prompts, max_new_tokens=min(1024, int(budget * 1.5) + 16))
+        for i, g in zip(chunk, gens, strict=True):
+            edited = clean_output(g.text, texts[i])
+            if edited:
+                lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
+                tail = texts[i][len(texts[i].rstrip()) :]
+                out[i] = lead + edited + tail
+        if progress:
+            progress(len(chunk))
+    return out
+
+
+def assist_document(
+    runtime: Any,
+    document: str,
+    task: str,
+    style: str = "chat",
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[str, list[Piece], list[str]]:
+    from edgewrite.tasks import TASKS
+
+    pieces = segment(document, TASKS[task].unit)
+    editable = [i for i, p in enumerate(pieces) if p.editable]
+    edited = edit_texts(runtime, [pieces[i].text for i in editable], task, style, batch_size, progress)
+    result = [p.text for p in pieces]
+    for i, text in zip(editable, edited, strict=True):
+        result[i] = text
+    return "".join(result), pieces, result
+
+
+def write_output(text: str, target: Path, backup: bool) -> None:
+    """Atomic write; with ``backup`` the previous file is kept as <name>.bak first."""
+    tmp = target.with_name(f".{target.name}.edgewrite.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    if backup and target.exists():
+        shutil.copy2(target, target.with_name(target.name + ".bak"))
+    os.replace(tmp, target)

@@ -1,0 +1,26 @@
+import pytest
+
+from edgewrite.evaluate import clean_output
+
+
+@pytest.mark.parametrize(
+    "raw, source, want",
+    [
+        ("She goes to school.", "She go to school.", "She goes to school."),
+        ("The corrected sentence is: She goes to school.", "", "She goes to school."),
+        (
+            "Here is the corrected sentence:\nShe goes to school.\n\nI changed 'go' to 'goes'.",
+            "",
+            "She goes to school.",
+        ),
+        ("Sure! Here's the revised text: It rained.", "", "It rained."),
+        ('"She goes to school."', "She go to school.", "She goes to school."),
+        ('"Quoted," he said.', '"Quoted," he says.', '"Quoted," he said.'),
+        ("She goes to school.<|im_end|>", "", "She goes to school."),
+        ("Simplified version: Rain is expected.", "", "Rain is expected."),
+        ("   \n  ", "x", ""),
+        ("Paraphrase: The meeting moved.", "", "The meeting moved."),
+    ],
+)
+def test_clean_output(raw: str, source: str, want: str) -> None:
+    assert clean_output(raw, source) == want
