@@ -146,6 +146,7 @@ def bench(
     quiet: bool = False,
     command: str | None = None,
     base: str = BASE,
+    rescore: bool = False,
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -231,7 +232,11 @@ def bench(
                 )
                 cell_path = out / "cells" / f"{name}.json"
                 if cell_path.is_file() and json.loads(cell_path.read_text()).get("spec_fingerprint") == spec_fp:
-                    cells.append(json.loads(cell_path.read_text()))
+                    cell = json.loads(cell_path.read_text())
+                    if rescore:
+                        cell["quality"] = _rescore(sets, out / "rows" / f"{name}.jsonl")
+                        _write_json(cell_path, cell)
+                    cells.append(cell)
                     continue
                 bar = progress.add_task(f"{entry['label']} [{device}]", total=n_rows)
                 result = _spawn(spec, lambda n, bar=bar: progress.update(bar, completed=n))
@@ -247,6 +252,7 @@ def bench(
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,
+        **_rescore_note(out / "bench.json", command, rescore),
         "conditions": conditions,
         "cells": cells,
     }
@@ -254,12 +260,46 @@ def bench(
     return doc
 
 
+def _rescore_note(previous: Path, command: str | None, rescore: bool) -> dict[str, Any]:
+    """On --rescore, keep the command that generated the outputs and record the re-scoring one."""
+    if not rescore or not previous.is_file():
+        return {}
+    first = json.loads(previous.read_text()).get("command")
+    return {
+        "command": first or command,
+        "rescored_by": command,
+        "rescored": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _rescore(sets: list, rows_path: Path) -> dict[str, Any]:
+    """Quality of a finished cell from its stored raw outputs, with today's post-processing and metrics
+    (no generation: a metric or cleaning fix applies to every cell alike)."""
+    from edgewrite.evaluate import clean_output, score_outputs
+
+    stored = {}
+    for line in rows_path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        stored[(r["set"], r["id"])] = r
+    outputs = {}
+    for s in sets:
+        key = f"{s.spec.task}/{s.spec.name}"
+        try:
+            outputs[key] = [clean_output(stored[(key, row["id"])]["raw_output"], row["source"]) for row in s.rows]
+        except KeyError as e:
+            raise EdgewriteError(f"{rows_path} lacks row {e}; re-run this cell (delete its cell file)") from e
+    return score_outputs(sets, outputs)
+
+
 def _spawn(spec: dict[str, Any], on_progress: Any) -> dict[str, Any]:
     import tempfile
 
-    with tempfile.TemporaryFile("w+") as errfile:  # a file, not a pipe: chatty libraries cannot block the worker
+    with tempfile.TemporaryFile("w+") as errfile, tempfile.NamedTemporaryFile("w", suffix=".json") as spec_file:
+        # The spec goes through a file: its list of excluded training sources is too long for argv.
+        json.dump(spec, spec_file)
+        spec_file.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edgewrite.bench", json.dumps(spec)],
+            [sys.executable, "-m", "edgewrite.bench", spec_file.name],
             stdout=subprocess.PIPE,
             stderr=errfile,
             text=True,
@@ -285,7 +325,7 @@ def _worker() -> None:
     from edgewrite import quiet_third_party_logs
 
     quiet_third_party_logs()
-    spec = json.loads(sys.argv[1])
+    spec = json.loads(Path(sys.argv[1]).read_text())
     try:
         result = run_cell(spec)
     except EdgewriteError as e:

@@ -162,7 +162,7 @@ def run(
     from edgewrite.recipe import load_recipe
 
     r = load_recipe(recipe, set_)
-    dirs = run_recipe(r, force=force, quiet=quiet, log=console.print)
+    dirs = run_recipe(r, force=force, quiet=quiet, log=lambda line: console.print(line, markup=False, highlight=False))
     console.print(f"[bold green]done[/]: merged model in {dirs['merge']}")
 
 
@@ -431,6 +431,9 @@ def bench(
     out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
         "benchmarks/results/bench"
     ),
+    rescore: Annotated[
+        bool, typer.Option("--rescore", help="Re-score finished cells from their stored outputs (no generation).")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Quality, latency, throughput, memory and size for each artifact x device, plus copy and base rows."""
@@ -450,6 +453,7 @@ def bench(
         data_dir,
         quiet=quiet,
         command=command,
+        rescore=rescore,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

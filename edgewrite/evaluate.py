@@ -166,11 +166,15 @@ def load_eval_rows(
 
 
 _LEAD_IN = re.compile(
-    r"^(?:sure[,!.]?\s*)?(?:here(?:'s| is)\s+)?(?:the\s+)?(?:a\s+)?"
-    r"(?:corrected|revised|edited|improved|simplified|simpler|neutral(?:ized)?|paraphrased|rewritten|fixed|clearer|"
-    r"more\s+\w+)?\s*(?:version|sentence|text|paragraph|output|answer|response|rewrite|paraphrase)"
-    r"(?:\s+(?:of|for)\s+(?:the|this|your)\s+(?:sentence|text|paragraph))?\s*(?:is|would be|reads)?\s*:\s*",
+    r"^(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
+    r"(?:here(?:'s| is| are)|the|this is the|a|an|my|revised|corrected|edited|improved|simplified|paraphrased|"
+    r"rewritten|fixed|output|answer|response|result)\b"
+    r"[^:\n]{0,80}?\b(?:version|sentence|text|paragraph|output|answer|response|rewrite|paraphrase|correction)s?\b"
+    r"[^:\n]{0,60}:\s*",
     re.IGNORECASE,
+)
+_LABEL = re.compile(
+    r"^(?:output|answer|response|correction|paraphrase|simplified|corrected|revised)\s*:\s*", re.IGNORECASE
 )
 
 
@@ -181,7 +185,7 @@ def clean_output(text: str, source: str = "") -> str:
     if not lines:
         return ""
     first = lines[0]
-    stripped = _LEAD_IN.sub("", first, count=1)
+    stripped = _LABEL.sub("", _LEAD_IN.sub("", first, count=1), count=1)
     if not stripped and len(lines) > 1:  # "Here is the corrected sentence:" on a line of its own
         stripped = lines[1]
     text = stripped or first
@@ -198,7 +202,14 @@ def _score(spec: EvalSet, er: EvalRows, outputs: list[str]) -> dict[str, float]:
     for name in spec.metrics:
         if name == "f0.5":
             m = metrics.m2_score(outputs, er.m2)
-            scores.update({"f0.5": 100 * m["f0.5"], "precision": 100 * m["precision"], "recall": 100 * m["recall"]})
+            scores.update(
+                {
+                    "f0.5": 100 * m["f0.5"],
+                    "precision": 100 * m["precision"],
+                    "recall": 100 * m["recall"],
+                    "gold_edits": m["gold"],
+                }
+            )
         elif name == "gleu":
             if spec.tokenize:
                 tok = metrics._tokenizer_13a()
@@ -260,20 +271,29 @@ def gather(
     return [s for s in sets if s.rows]
 
 
+# Below this many gold edits an M2 F0.5 says little (with none, the scorer's 0/0 conventions give
+# "no edits" a perfect 100 and any edit 0): the task's headline then comes from its next set.
+MIN_GOLD_EDITS = 20
+
+
 def score_outputs(sets: list[EvalRows], outputs: dict[str, list[str]]) -> dict[str, Any]:
-    """Per-set scores, per-task headline (0-100) and their mean."""
+    """Per-set scores, per-task headline (0-100) with the set/metric it came from, and their mean."""
     per_set = {f"{s.spec.task}/{s.spec.name}": _score(s.spec, s, outputs[f"{s.spec.task}/{s.spec.name}"]) for s in sets}
-    headline = {}
+    headline, source = {}, {}
     for task, (name, metric) in HEADLINE.items():
-        key = f"{task}/{name}"
-        if key in per_set:
-            headline[task] = per_set[key][metric]
-        else:  # the primary set is absent (e.g. a test split without it): the task's first set
-            first = next((k for k in per_set if k.startswith(task + "/")), None)
-            if first:
-                headline[task] = per_set[first][next(iter(per_set[first]))]
+        candidates = [(f"{task}/{name}", metric)] + [
+            (f"{s.spec.task}/{s.spec.name}", s.spec.metrics[0]) for s in sets if s.spec.task == task
+        ]
+        for key, m in candidates:
+            scores = per_set.get(key)
+            if scores is None or m not in scores:
+                continue
+            if m == "f0.5" and scores.get("gold_edits", 0) < MIN_GOLD_EDITS:
+                continue
+            headline[task], source[task] = scores[m], f"{key.split('/', 1)[1]} {m}"
+            break
     mean = round(sum(headline.values()) / len(headline), 4) if headline else None
-    return {"sets": per_set, "headline": headline, "mean": mean}
+    return {"sets": per_set, "headline": headline, "headline_source": source, "mean": mean}
 
 
 def run_eval(

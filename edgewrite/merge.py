@@ -23,9 +23,9 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
         return read_manifest(out)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from edgewrite.models import resolve_model
+    from edgewrite.models import resolve_model, stop_generation_config
 
     base = resolve_model(manifest["base_model"]["ref"])
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
@@ -41,16 +41,7 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
             model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
         stop = manifest["stop_token"]
-        stop_id = tokenizer.convert_tokens_to_ids(stop)
-        if stop_id is None or stop_id == tokenizer.unk_token_id:
-            raise EdgewriteError(f"the stop token {stop!r} is not in the tokenizer of {adapter_dir}")
-        # Generation stops at the template's end-of-turn token, not only at the tokenizer's EOS.
-        model.generation_config = GenerationConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=stop_id,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_id,
-            do_sample=False,
-        )
+        model.generation_config = stop_generation_config(tokenizer, stop)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for leftover in ("adapter_config.json", "adapter_model.safetensors"):

@@ -96,7 +96,7 @@ def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
     if existing_matches(out, fp, force=True):
         return out
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from edgewrite.tasks import stop_text
 
@@ -113,13 +113,7 @@ def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         stop = stop_text(tokenizer)
-        stop_id = tokenizer.convert_tokens_to_ids(stop)
-        model.generation_config = GenerationConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=stop_id,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_id,
-            do_sample=False,
-        )
+        model.generation_config = stop_generation_config(tokenizer, stop)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_manifest(
@@ -133,6 +127,21 @@ def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
             stop_token=stop,
         )
     return out
+
+
+def stop_generation_config(tokenizer: Any, stop: str) -> Any:
+    """Greedy generation that ends at the chat template's end-of-turn token, not only at EOS."""
+    from transformers import GenerationConfig
+
+    stop_id = tokenizer.convert_tokens_to_ids(stop)
+    if stop_id is None or stop_id == tokenizer.unk_token_id:
+        raise EdgewriteError(f"the stop token {stop!r} is not in the tokenizer")
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=stop_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_id,
+        do_sample=False,
+    )
 
 
 def _download(repo_id: str) -> Path:

@@ -120,40 +120,65 @@ def verdict(doc: dict, max_latency_ms: float | None, max_memory_mb: float | None
                 + f", at {merged['edit_latency_ms']['p50'] / max(ship['edit_latency_ms']['p50'], 1e-9):.1f}x "
                 f"the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
             )
-        worth = len(beats_copy) == len(tasks)
-        text.append(
-            "Worth it: "
-            + (
-                "yes — it improves on doing nothing for every task, offline, at this cost."
-                if worth
-                else "not yet on every task — see the tasks where copy still wins."
+        thin = [t for t in beats_copy if q.get(t, 0) - copy["quality"]["headline"].get(t, 0) < 1.0]
+        if thin:
+            text.append(
+                f"The margin over copy is under 1 point on {', '.join(thin)}: within the noise of "
+                f"{doc['conditions'].get('limit_per_set') or 'all'} rows per evaluation set."
             )
-        )
+        beats_base = base is None or ship["quality"]["mean"] > base["quality"]["mean"]
+        if len(beats_copy) < len(tasks):
+            worth = "not yet: copy still wins on " + ", ".join(t for t in tasks if t not in beats_copy) + "."
+        elif not beats_base:
+            better = [t for t in tasks if q.get(t, 0) > base["quality"]["headline"].get(t, 0)]
+            worth = (
+                f"not yet: it improves on doing nothing for every task, but the untuned base model scores "
+                f"higher on average ({base['quality']['mean']:.1f}); tuning helps on {', '.join(better) or 'no task'}"
+                f", and the shipped artifact is {base['edit_latency_ms']['p50'] / ship['edit_latency_ms']['p50']:.1f}x "
+                f"faster than the base model in fp32."
+            )
+        else:
+            worth = "yes: it beats doing nothing on every task and the untuned model on average, offline, at this cost."
+        text.append("Worth it: " + worth)
         entry.update({"ship": ship["label"], "artifact": ship["artifact"], "beats_copy": beats_copy, "text": text})
         out.append(entry)
     return out
 
 
+_SUMMARY_HEAD = ("artifact", "device", "MB", "edit p50 ms", "edit p95 ms", "decode tok/s", "peak RSS MB", "mean")
+
+
+def _summary_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+    """The one summary table, as header and text cells; the terminal and markdown views share it."""
+    tasks = _tasks(doc)
+    rows = []
+    for c in doc["cells"]:
+        lat = c.get("edit_latency_ms") or {}
+        rows.append(
+            [
+                c["label"],
+                c["device"],
+                f"{c['size_mb']:.0f}",
+                _fmt(lat.get("p50")),
+                _fmt(lat.get("p95")),
+                _fmt(c.get("decode_tok_s")),
+                _fmt(c.get("peak_rss_mb")),
+                _fmt(c["quality"]["mean"], 1),
+                *(_fmt(c["quality"]["headline"].get(t), 1) for t in tasks),
+            ]
+        )
+    return [*_SUMMARY_HEAD, *tasks], rows
+
+
 def terminal_table(doc: dict) -> Any:
     from rich.table import Table
 
-    tasks = _tasks(doc)
-    table = Table(title="edgewrite bench: quality (0-100) vs cost", show_lines=False)
-    for col in ("artifact", "device", "MB", "edit p50 ms", "edit p95 ms", "tok/s", "RSS MB", "mean", *tasks):
+    head, rows = _summary_rows(doc)
+    table = Table(title="edgewrite bench: quality (0-100) vs cost")
+    for col in head:
         table.add_column(col, justify="left" if col in ("artifact", "device") else "right")
-    for c in doc["cells"]:
-        lat = c.get("edit_latency_ms") or {}
-        table.add_row(
-            c["label"],
-            c["device"],
-            f"{c['size_mb']:.0f}",
-            _fmt(lat.get("p50")),
-            _fmt(lat.get("p95")),
-            _fmt(c.get("decode_tok_s")),
-            _fmt(c.get("peak_rss_mb")),
-            _fmt(c["quality"]["mean"], 1),
-            *(_fmt(c["quality"]["headline"].get(t), 1) for t in tasks),
-        )
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -161,24 +186,17 @@ def _fmt(v: float | None, digits: int = 0) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def headline_sources(doc: dict) -> str:
+    """Which evaluation set and metric gave each task's number (from the copy row, scored on every set)."""
+    source = doc["cells"][0]["quality"].get("headline_source", {})
+    return "; ".join(f"{t}: {source[t]}" for t in _tasks(doc) if t in source)
+
+
 def markdown_table(doc: dict) -> str:
-    tasks = _tasks(doc)
-    head = ["artifact", "device", "MB", "edit p50 ms", "edit p95 ms", "decode tok/s", "peak RSS MB", "mean", *tasks]
+    head, rows = _summary_rows(doc)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in doc["cells"]:
-        lat = c.get("edit_latency_ms") or {}
-        cells = [
-            c["label"],
-            c["device"],
-            f"{c['size_mb']:.0f}",
-            _fmt(lat.get("p50")),
-            _fmt(lat.get("p95")),
-            _fmt(c.get("decode_tok_s")),
-            _fmt(c.get("peak_rss_mb")),
-            _fmt(c["quality"]["mean"], 1),
-            *(_fmt(c["quality"]["headline"].get(t), 1) for t in tasks),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", f"Task scores (0-100): {headline_sources(doc)}."]
     return "\n".join(lines)
 
 
@@ -293,6 +311,7 @@ td:first-child,th:first-child{{text-align:left}} th{{background:#f3f3f3}} .plots
     } MB.</p></div>
 <h2>Quality per task (0-100; F0.5, GLEU, SARI as the field computes them)</h2>
 {table(quality_rows, ["artifact", "device", "mean", *tasks])}
+<p>Each task's number: {html.escape(headline_sources(doc))}.</p>
 <h2>Cost</h2>
 {
         table(

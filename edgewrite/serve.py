@@ -14,9 +14,33 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from edgewrite.errors import EdgewriteError
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+# Request bodies live at module level: FastAPI resolves (postponed) annotations from module globals.
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class ChatRequest(BaseModel):
+    model: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
+    stream: bool = False
+    temperature: float | None = None  # accepted for compatibility; decoding is greedy
+
+
+class EditRequest(BaseModel):
+    text: str = Field(min_length=1)
+    task: str = "grammar"
+
+
 PAGE = Path(__file__).with_name("page.html")
 
 
@@ -32,7 +56,6 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-    from pydantic import BaseModel, Field
 
     from edgewrite.assist import assist_document, word_diff
     from edgewrite.tasks import TASK_NAMES
@@ -61,22 +84,6 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
         message = "malformed JSON" if first.get("type") == "json_invalid" else f"{where}: {first.get('msg')}"
         return error(400, message)
-
-    class Message(BaseModel):
-        role: str
-        content: str
-
-    class ChatRequest(BaseModel):
-        model: str | None = None
-        messages: list[Message] = Field(min_length=1)
-        max_tokens: int | None = Field(default=None, ge=1, le=4096)
-        max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
-        stream: bool = False
-        temperature: float | None = None  # accepted for compatibility; decoding is greedy
-
-    class EditRequest(BaseModel):
-        text: str = Field(min_length=1)
-        task: str = "grammar"
 
     @app.get("/health")
     def health() -> dict:

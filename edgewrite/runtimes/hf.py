@@ -29,8 +29,9 @@ class HFRuntime:
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         try:
             self.model = self._load(path, device, getattr(torch, dtype))
-        except (OSError, ValueError, RuntimeError) as e:
-            raise EdgewriteError(f"could not load the model in {path}: {str(e).splitlines()[0]}") from e
+        except Exception as e:  # noqa: BLE001 - safetensors, torch and transformers each raise their own types
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EdgewriteError(f"could not load the model in {path} (corrupt or truncated?): {first}") from e
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         if self.tokenizer.pad_token_id is None:

@@ -190,3 +190,48 @@ def _non_gguf(tmp_path: Path) -> Path:
 
 def test_segment_covers_documents_without_structure() -> None:
     assert [p.text for p in segment("Just one line", "sentence")] == ["Just one line"]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_editor_page_in_headless_chromium(server: str) -> None:
+    """Type text, pick a task, click, see a diff with accept/reject controls, apply it."""
+    if _chromium() is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does this)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=_chromium(),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        page.fill("#text", "She go to school every days.")
+        page.select_option("#task", "fluency")
+        page.click("#suggest")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.length > 0 && "
+            "!document.querySelector('#status').textContent.startsWith('editing')"
+        )
+        status = page.text_content("#status")
+        assert "suggested change" in status or status == "no changes suggested", status
+        hunks = page.locator(".hunk").count()
+        assert (hunks > 0) == ("suggested change" in status)
+        if hunks:  # reject the first change, accept the rest, and take the result into the text box
+            page.locator(".hunk button[title=reject]").first.click()
+            assert "rejected" in page.locator(".hunk").first.get_attribute("class")
+            page.click("#apply")
+            assert page.text_content("#status") == "applied" and page.input_value("#text").strip()
+        browser.close()
+        assert errors == []

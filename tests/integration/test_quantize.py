@@ -68,7 +68,7 @@ def test_gguf_file_carries_the_chat_template(artifacts: dict, tiny_model_dir: Pa
 
 
 def test_gptq_quantizes_on_cpu_with_task_calibration(tiny_model_dir: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = tmp_path / "built"
     build_dataset(DataConfig(data_dir=str(tiny_data_dir), sources=tiny_sources(tiny_data_dir)), data)
     out, manifest = quantize(str(tiny_model_dir), "gptq", 4, out=tmp_path / "gptq", samples=8, calibration=data)
     assert manifest["details"]["group_size"] == 64 and manifest["details"]["calibration_rows"] == 8
@@ -99,13 +99,19 @@ def test_inputs_that_are_not_a_merged_model(tmp_path: Path, artifacts: dict) -> 
         quantize(str(gguf_file), "gguf", 4)
 
 
-def test_corrupt_files_are_reported(artifacts: dict, tmp_path: Path) -> None:
+def test_corrupt_files_are_reported(artifacts: dict, tiny_model_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken-gguf"
     shutil.copytree(artifacts["gguf-q8"], broken)
     f = next(broken.glob("*.gguf"))
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     with pytest.raises(EdgewriteError, match="corrupt or truncated"):
         load_runtime(broken)
+    broken_st = tmp_path / "broken-safetensors"
+    shutil.copytree(tiny_model_dir, broken_st)
+    (broken_st / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header")
+    (broken_st / "manifest.json").write_text(json.dumps({"kind": "merged", "format": "safetensors"}))
+    with pytest.raises(EdgewriteError, match="corrupt or truncated"):
+        load_runtime(broken_st)
     broken_onnx = tmp_path / "broken-onnx"
     shutil.copytree(artifacts["onnx-int4"], broken_onnx)
     (broken_onnx / "model.onnx").write_bytes(b"\x08\x07garbage")

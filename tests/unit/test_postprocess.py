@@ -20,6 +20,9 @@ from edgewrite.evaluate import clean_output
         ("Simplified version: Rain is expected.", "", "Rain is expected."),
         ("   \n  ", "x", ""),
         ("Paraphrase: The meeting moved.", "", "The meeting moved."),
+        ("Here's a revised version of the sentence with minimal changes: Here's a way.", "", "Here's a way."),
+        ("Note: the meeting moved to Friday.", "", "Note: the meeting moved to Friday."),
+        ("The meeting: moved to Friday.", "", "The meeting: moved to Friday."),
     ],
 )
 def test_clean_output(raw: str, source: str, want: str) -> None:
