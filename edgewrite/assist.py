@@ -136,6 +136,13 @@ def _batches(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[i : i + size]
 
 
+def _keep_unterminated(original: str, edited: str) -> str:
+    """A heading or list item without final punctuation stays without it (models like to add a period)."""
+    if original.rstrip()[-1:] not in ".!?:;" and edited.endswith(".") and not edited.endswith(".."):
+        return edited[:-1].rstrip()
+    return edited
+
+
 def edit_texts(
     runtime: Any,
     texts: list[str],
@@ -156,7 +163,7 @@ def edit_texts(
         budget = max(len(runtime.tokenize(texts[i])) for i in chunk)
         gens = runtime.generate(prompts, max_new_tokens=min(1024, int(budget * 1.5) + 16))
         for i, g in zip(chunk, gens, strict=True):
-            edited = clean_output(g.text, texts[i])
+            edited = _keep_unterminated(texts[i], clean_output(g.text, texts[i]))
             if edited:
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
                 tail = texts[i][len(texts[i].rstrip()) :]

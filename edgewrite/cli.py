@@ -330,7 +330,10 @@ def serve(
 
     if device not in ("cpu", "cuda"):
         raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    from edgewrite.artifacts import read_manifest
+
     path = _artifact_path(model or recommended_artifact(device) or "default")
+    read_manifest(path)  # a bad path fails here, before anything is announced
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
     run_server(path, host, port, device)
 

@@ -19,6 +19,9 @@ class HFRuntime:
     ) -> None:
         import torch
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
 
         if device == "cuda" and not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")

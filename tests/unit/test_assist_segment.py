@@ -57,3 +57,12 @@ def test_word_diff() -> None:
     runs = word_diff("She go to school.", "She goes to school.")
     assert ("-", "go ") in runs and ("+", "goes ") in runs
     assert "".join(t for op, t in runs if op != "+") == "She go to school."
+
+
+def test_fragments_do_not_gain_a_period() -> None:
+    from edgewrite.assist import _keep_unterminated
+
+    assert _keep_unterminated("# Notes", "Notes.") == "Notes"
+    assert _keep_unterminated("a item here", "an item here.") == "an item here"
+    assert _keep_unterminated("She go home.", "She goes home.") == "She goes home."
+    assert _keep_unterminated("Wait", "Wait...") == "Wait..."
