@@ -52,35 +52,46 @@ def _prf(correct: float, sys_total: float, ref_total: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision > 0 and recall > 0 else 0.0
 
 
+_OPS = ("add", "keep", "del")
+
+
+def sari_row_stats(source: str, output: str, references: Sequence[str]) -> list[int]:
+    """One row's SARI sufficient statistics: for add, keep and del (in that order) and n = 1..4, the
+    triple (correct, system total, reference total). Corpus SARI sums them over rows (as EASSE does)."""
+    s_tok, o_tok = _normalize(source).split(), _normalize(output).split()
+    r_toks = [_normalize(r).split() for r in references]
+    k = len(references)
+    add, keep, dele = [], [], []
+    for n in range(1, NGRAM_ORDER + 1):
+        s, o = _ngram_counts(s_tok, n), _ngram_counts(o_tok, n)
+        r: Counter = Counter()
+        for rt in r_toks:
+            r += _ngram_counts(rt, n)
+        added = set(o) - set(s)
+        add += [len(added & set(r)), len(added), len(set(r) - set(s))]
+        s_k, o_k = _scaled(s, k), _scaled(o, k)
+        kept_sys, kept_ref = s_k & o_k, s_k & r
+        keep += [sum((kept_sys & kept_ref).values()), sum(kept_sys.values()), sum(kept_ref.values())]
+        del_sys, del_ref = s_k - o_k, s_k - r
+        dele += [sum((del_sys & del_ref).values()), sum(del_sys.values()), sum(del_ref.values())]
+    return add + keep + dele
+
+
+def sari_from_totals(totals: Sequence[float]) -> dict[str, float]:
+    """Add / keep / delete F1 (0-100) from summed row statistics."""
+    out = {}
+    for i, op in enumerate(_OPS):
+        block = totals[i * 3 * NGRAM_ORDER : (i + 1) * 3 * NGRAM_ORDER]
+        out[op] = 100.0 * sum(_prf(*block[3 * n : 3 * n + 3]) for n in range(NGRAM_ORDER)) / NGRAM_ORDER
+    return out
+
+
 def sari_operations(sources: Sequence[str], outputs: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
     """Corpus-level add / keep / delete F1 (0-100); SARI is their mean."""
-    stats = {op: [[0, 0, 0] for _ in range(NGRAM_ORDER)] for op in ("add", "keep", "del")}
+    totals = [0] * (3 * 3 * NGRAM_ORDER)
     for src, out, refs in zip(sources, outputs, references, strict=True):
-        s_tok, o_tok = _normalize(src).split(), _normalize(out).split()
-        r_toks = [_normalize(r).split() for r in refs]
-        k = len(refs)
-        for n in range(NGRAM_ORDER):
-            s, o = _ngram_counts(s_tok, n + 1), _ngram_counts(o_tok, n + 1)
-            r = Counter()
-            for rt in r_toks:
-                r += _ngram_counts(rt, n + 1)
-            added = set(o) - set(s)
-            st = stats["add"][n]
-            st[0] += len(added & set(r))
-            st[1] += len(added)
-            st[2] += len(set(r) - set(s))
-            s_k, o_k = _scaled(s, k), _scaled(o, k)
-            kept_sys, kept_ref = s_k & o_k, s_k & r
-            st = stats["keep"][n]
-            st[0] += sum((kept_sys & kept_ref).values())
-            st[1] += sum(kept_sys.values())
-            st[2] += sum(kept_ref.values())
-            del_sys, del_ref = s_k - o_k, s_k - r
-            st = stats["del"][n]
-            st[0] += sum((del_sys & del_ref).values())
-            st[1] += sum(del_sys.values())
-            st[2] += sum(del_ref.values())
-    return {op: 100.0 * sum(_prf(*stats[op][n]) for n in range(NGRAM_ORDER)) / NGRAM_ORDER for op in stats}
+        totals = [a + b for a, b in zip(totals, sari_row_stats(src, out, refs), strict=True)]
+    return sari_from_totals(totals)
 
 
 def sari(sources: Sequence[str], outputs: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -108,6 +119,32 @@ def _gleu_from_stats(stats: list[int]) -> float:
     return math.exp(min(0.0, 1 - r / c) + log_prec)
 
 
+def gleu_row_stats(
+    sources: Sequence[str], outputs: Sequence[str], references: Sequence[Sequence[str]]
+) -> list[list[list[int]]]:
+    """For every row and every reference: the 10 GLEU statistics of the output (whitespace tokens)."""
+    n_refs = len(references[0]) if references else 0
+    if any(len(r) != n_refs for r in references):
+        raise ValueError("GLEU needs the same number of references for every row")
+    rows = []
+    for src, out, refs in zip(sources, outputs, references, strict=True):
+        s = src.split()
+        src_ngrams = [Counter(tuple(s[i : i + n]) for i in range(len(s) + 1 - n)) for n in range(1, 5)]
+        hyp = out.split()
+        rows.append([_gleu_stats(hyp, src_ngrams, ref.split()) for ref in refs])
+    return rows
+
+
+def gleu_draws(n_rows: int, n_refs: int, iterations: int = 500) -> list[list[int]]:
+    """The JFLEG scorer's reference draws: iteration j seeds Python's RNG with 101 * j and draws one
+    reference index per row position, in order."""
+    draws = []
+    for j in range(iterations):
+        random.seed(j * 101)
+        draws.append([random.randint(0, n_refs - 1) for _ in range(n_rows)])
+    return draws
+
+
 def gleu(
     sources: Sequence[str], outputs: Sequence[str], references: Sequence[Sequence[str]], iterations: int = 500
 ) -> float:
@@ -115,25 +152,15 @@ def gleu(
 
     All rows must have the same number of references, as in the JFLEG scorer.
     """
-    n_refs = len(references[0])
-    if any(len(r) != n_refs for r in references):
-        raise ValueError("GLEU needs the same number of references for every row")
-    srcs = [s.split() for s in sources]
-    src_ngrams = [[Counter(tuple(t[i : i + n]) for i in range(len(t) + 1 - n)) for n in range(1, 5)] for t in srcs]
-    draws = []
-    for j in range(iterations):
-        random.seed(j * 101)
-        draws.append([random.randint(0, n_refs - 1) for _ in outputs])
-    totals = [[0] * (2 + 2 * NGRAM_ORDER) for _ in range(iterations)]
-    for i, out in enumerate(outputs):
-        hyp = out.split()
-        per_ref: dict[int, list[int]] = {}
-        for j in range(iterations):
-            ref = draws[j][i]
-            if ref not in per_ref:
-                per_ref[ref] = _gleu_stats(hyp, src_ngrams[i], references[i][ref].split())
-            totals[j] = [a + b for a, b in zip(totals[j], per_ref[ref], strict=True)]
-    return sum(_gleu_from_stats(t) for t in totals) / iterations
+    stats = gleu_row_stats(sources, outputs, references)
+    draws = gleu_draws(len(outputs), len(references[0]), iterations)
+    total = 0.0
+    for draw in draws:
+        totals = [0] * (2 + 2 * NGRAM_ORDER)
+        for row, ref in zip(stats, draw, strict=True):
+            totals = [a + b for a, b in zip(totals, row[ref], strict=True)]
+        total += _gleu_from_stats(totals)
+    return total / iterations
 
 
 # --------------------------------------------------------------------------- M2 F0.5 (NUS M2 scorer)
@@ -144,31 +171,48 @@ class M2Sentence:
 
 
 def parse_m2(text: str) -> list[M2Sentence]:
-    """Gold sentences and edits of an M2 file, read as the M2 scorer reads them (noop kept as an annotator)."""
+    """Gold sentences and edits of an M2 file, read as the M2 scorer reads them (noop kept as an annotator).
+
+    A malformed line raises ValueError("<line number>: <what is wrong>")."""
     sentences = []
-    for block in text.split("\n\n"):
-        lines = [line for line in block.splitlines() if line]
-        if not lines:
-            continue
-        source_lines = [line[2:].strip() for line in lines if line.startswith("S ")]
-        if len(source_lines) != 1:
-            raise ValueError(f"an M2 block needs exactly one S line: {lines[0][:60]!r}")
-        tokens = source_lines[0].split()
-        annotations: dict[int, list] = {}
-        for line in lines[1:]:
-            if not line.startswith("A "):
-                continue
-            fields = line[2:].split("|||")
-            start, end = (int(x) for x in fields[0].split()[:2])
-            if fields[1] == "noop":
-                start = end = -1
-            corrections = [c.strip() if c != "-NONE-" else "" for c in fields[2].split("||")]
-            original = " ".join(tokens[start:end])
-            annotations.setdefault(int(fields[5]), []).append((start, end, original, corrections))
-        n = len(tokens)
-        edits = {a: [e for e in es if 0 <= e[0] <= n and 0 <= e[1] <= n] for a, es in annotations.items()}
-        sentences.append(M2Sentence(source_lines[0], edits or {0: []}))
+    block: list[tuple[int, str]] = []
+    for lineno, line in enumerate([*text.split("\n"), ""], 1):
+        if line.strip():
+            block.append((lineno, line))
+        elif block:
+            sentences.append(_m2_block(block))
+            block = []
     return sentences
+
+
+def _m2_block(block: list[tuple[int, str]]) -> M2Sentence:
+    first_no, first = block[0]
+    if not first.startswith("S "):
+        raise ValueError(f"{first_no}: an M2 block starts with an 'S ' line, not {first[:40]!r}")
+    tokens = first[2:].strip().split()
+    annotations: dict[int, list] = {}
+    for lineno, line in block[1:]:
+        if line.startswith("S "):
+            raise ValueError(f"{lineno}: a second 'S ' line in one block (blocks are separated by a blank line)")
+        if not line.startswith("A "):
+            continue
+        fields = line[2:].split("|||")
+        try:
+            start, end = (int(x) for x in fields[0].split()[:2])
+            annotator = int(fields[5])
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"{lineno}: not an M2 edit line ('A start end|||type|||correction|||REQUIRED|||-NONE-|||annotator'): "
+                f"{line[:60]!r}"
+            ) from None
+        if fields[1] == "noop":
+            start = end = -1
+        corrections = [c.strip() if c != "-NONE-" else "" for c in fields[2].split("||")]
+        original = " ".join(tokens[start:end])
+        annotations.setdefault(annotator, []).append((start, end, original, corrections))
+    n = len(tokens)
+    edits = {a: [e for e in es if 0 <= e[0] <= n and 0 <= e[1] <= n] for a, es in annotations.items()}
+    return M2Sentence(first[2:].strip(), edits or {0: []})
 
 
 def _levenshtein(first: list[str], second: list[str], cost_sub: int) -> dict:
@@ -309,6 +353,10 @@ def _set_weights(edges: list, dist: dict, edits: dict, gold: list) -> dict:
             if not hit and edit[0] != "noop":
                 weights[edge] += eps
             if hit:
+                # The skipped arcs below get epsilon added when `edits[arc] != "noop"`: a tuple compared with a
+                # string, so always, noop arcs included. That is the reference's own line (nusnlp/m2scorer
+                # scripts/levenshtein.py, set_weights: `if edits[M[k][lptr]] != 'noop':`), kept as is: the
+                # scores must be the reference's (shared/metric-golden), not what its author may have meant.
                 if cur == lptr:
                     lptr += 1
                     while lptr < len(arcs) and arcs[lptr][0] != arcs[cur][1]:
@@ -386,23 +434,28 @@ def _sentence_lattice(source: str, output: str, max_unchanged: int) -> tuple[lis
     return vertices, edges, dist, edits
 
 
-def m2_score(
-    outputs: Sequence[str], gold: Sequence[M2Sentence], beta: float = 0.5, max_unchanged_words: int = 2
-) -> dict:
-    """Precision, recall, F_beta and edit counts, as the M2 scorer reports them."""
-    if len(outputs) != len(gold):
-        raise ValueError(f"{len(outputs)} outputs for {len(gold)} M2 sentences")
-    correct = proposed = gold_total = 0.0
+def m2_row_candidates(output: str, sentence: M2Sentence, max_unchanged_words: int = 2) -> list[tuple[int, int, int]]:
+    """For each annotator of one sentence: (correct, proposed, gold) edit counts of ``output``.
+
+    This is the expensive part (the edit lattice); the corpus score only chooses among these."""
+    vertices, edges, dist, edits = _sentence_lattice(sentence.source, output, max_unchanged_words)
+    out = []
+    for annotator_edits in sentence.edits.values():
+        seq = _best_edit_sequence(vertices, edges, _set_weights(edges, dist, edits, annotator_edits), edits)
+        out.append((_match(seq, annotator_edits), len(seq), len(annotator_edits)))
+    return out
+
+
+def m2_accumulate(candidates: Sequence[Sequence[tuple[int, int, int]]], beta: float = 0.5) -> tuple[int, int, int]:
+    """Corpus (correct, proposed, gold): per sentence, the annotator that maximizes the running F, with
+    the M2 scorer's tie-breaks (more correct, then fewer proposed + beta^2 * gold)."""
+    correct = proposed = gold_total = 0
     b2 = beta * beta
-    for output, sent in zip(outputs, gold, strict=True):
-        lattice = _sentence_lattice(sent.source, output, max_unchanged_words)
-        vertices, edges, dist, edits = lattice
+    for options in candidates:
         best_f, best_c, best_p, best_g = -1.0, -1.0, float("inf"), float("inf")
         chosen = (0, 0, 0)
-        for annotator_edits in sent.edits.values():
-            seq = _best_edit_sequence(vertices, edges, _set_weights(edges, dist, edits, annotator_edits), edits)
-            c = _match(seq, annotator_edits)
-            lc, lp, lg = correct + c, proposed + len(seq), gold_total + len(annotator_edits)
+        for c, n_seq, n_gold in options:
+            lc, lp, lg = correct + c, proposed + n_seq, gold_total + n_gold
             denom = b2 * lg + lp
             f = (1 + b2) * lc / denom if denom else (1.0 if lc == 0 else 0.0)
             if (
@@ -411,12 +464,17 @@ def m2_score(
                 or (best_f == f and best_c == lc and best_p + b2 * best_g > lp + b2 * lg)
             ):
                 best_f, best_c, best_p, best_g = f, lc, lp, lg
-                chosen = (c, len(seq), len(annotator_edits))
+                chosen = (c, n_seq, n_gold)
         correct += chosen[0]
         proposed += chosen[1]
         gold_total += chosen[2]
+    return correct, proposed, gold_total
+
+
+def m2_from_counts(correct: int, proposed: int, gold: int, beta: float = 0.5) -> dict:
+    b2 = beta * beta
     p = correct / proposed if proposed else 1.0
-    r = correct / gold_total if gold_total else 1.0
+    r = correct / gold if gold else 1.0
     f = (1 + b2) * p * r / (b2 * p + r) if (b2 * p + r) else 0.0
     return {
         "precision": p,
@@ -424,8 +482,18 @@ def m2_score(
         "f0.5" if beta == 0.5 else f"f{beta}": f,
         "correct": int(correct),
         "proposed": int(proposed),
-        "gold": int(gold_total),
+        "gold": int(gold),
     }
+
+
+def m2_score(
+    outputs: Sequence[str], gold: Sequence[M2Sentence], beta: float = 0.5, max_unchanged_words: int = 2
+) -> dict:
+    """Precision, recall, F_beta and edit counts, as the M2 scorer reports them."""
+    if len(outputs) != len(gold):
+        raise ValueError(f"{len(outputs)} outputs for {len(gold)} M2 sentences")
+    candidates = [m2_row_candidates(o, s, max_unchanged_words) for o, s in zip(outputs, gold, strict=True)]
+    return m2_from_counts(*m2_accumulate(candidates, beta), beta)
 
 
 # --------------------------------------------------------------------------- BLEU, iBLEU, exact match
@@ -435,10 +503,26 @@ def _transpose(references: Sequence[Sequence[str]]) -> list[list[str]]:
     return [[refs[min(j, len(refs) - 1)] for refs in references] for j in range(n)]
 
 
+def _bleu_metric():  # noqa: ANN202
+    import sacrebleu
+
+    return sacrebleu.BLEU()
+
+
 def bleu(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     import sacrebleu
 
     return sacrebleu.corpus_bleu(list(outputs), _transpose(references)).score
+
+
+def bleu_row_stats(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> list[list[int]]:
+    """sacrebleu's per-sentence BLEU statistics (lengths, matches, totals): corpus BLEU of any subset
+    of rows is BLEU of their sum, which is how sacrebleu's own paired bootstrap resamples."""
+    return [list(map(int, s)) for s in _bleu_metric()._extract_corpus_statistics(list(outputs), _transpose(references))]
+
+
+def bleu_from_totals(totals: Sequence[int]) -> float:
+    return _bleu_metric()._compute_score_from_stats(list(totals)).score
 
 
 def ibleu(
