@@ -1,8 +1,14 @@
 """``edgewrite bench``: quality, latency, throughput, memory and size for artifacts x devices.
 
-Each cell (one artifact on one device) runs in its own process, so peak RSS is that artifact's
-alone, and is stored as soon as it finishes; a re-run skips finished cells (resumable). The
-``copy`` baseline (return the input unchanged) and the untuned base model are always in the table.
+Each cell (one artifact on one device) runs in its own process, so peak RSS is that artifact's alone,
+and is stored as soon as it finishes; a re-run skips finished cells (resumable). The ``copy``
+baseline (return the input unchanged) and the untuned base model are always in the table.
+
+Quality is scored on every dev row no training run may see (``--limit N``: a seeded random sample of
+N rows per set), with runtimes that batch (transformers, GPT-QModel) decoding 16 prompts at a time;
+latency is measured one request at a time, on every row for runtimes that do not batch and on a
+seeded sample of rows for those that do. After the cells, every pair of systems is compared by paired
+bootstrap on the same rows (``bench.json`` ``comparisons``), which is what the report's verdict reads.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -20,9 +27,11 @@ from typing import Any
 from edgewrite.artifacts import fingerprint, git_commit, read_manifest, tool_versions
 from edgewrite.errors import EdgewriteError
 
-SCHEMA = "edgewrite.bench/1"
+SCHEMA = "edgewrite.bench/2"
 COPY = "copy"
 BASE = "default"
+QUALITY_BATCH = 16  # prompts per forward pass for runtimes that batch
+LATENCY_ROWS = 140  # one-at-a-time requests timed for runtimes that batch their quality pass
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -45,8 +54,10 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
     elif fmt == "gptq":
         d = manifest["details"]
         label, runtime = f"tuned gptq {d['bits']}-bit g{d['group_size']}", "gptq"
-    else:
+    elif fmt == "onnx":
         label, runtime = f"tuned onnx {manifest['details']['precision']}", "onnx"
+    else:
+        raise EdgewriteError(f"{path}: bench cannot run a '{kind}' artifact of format '{fmt}'")
     size = sum(f["bytes"] for f in manifest.get("files", {}).values())
     return {
         "label": label,
@@ -56,31 +67,49 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
         "bits": manifest.get("bits"),
         "size_mb": round(size / 1e6, 1),
         "path": str(path),
+        "parent": (manifest.get("parent") or {}).get("path"),
     }
 
 
-def _cell_name(label: str, device: str) -> str:
-    return f"{label.replace(' ', '_').replace('/', '-')}__{device}"
+def cell_id(label: str, device: str) -> str:
+    """A plain file name for a cell: letters, digits, '-', '_' and '.' only."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label.replace(" ", "_"))
+    return f"{safe.strip('_')}__{device}"
+
+
+# --------------------------------------------------------------------------- the worker (one cell)
+def _latency_rows(sets: list, n: int, seed: int = 7) -> list:
+    """A seeded sample of about n rows, spread evenly over the sets, as single-row sets."""
+    from dataclasses import replace
+
+    per_set = max(1, n // max(len(sets), 1))
+    sample = []
+    for s in sets:
+        idx = sorted(random.Random(f"latency-{seed}-{s.key}").sample(range(len(s.rows)), min(per_set, len(s.rows))))
+        sample.append(replace(s, rows=[s.rows[i] for i in idx], m2=[s.m2[i] for i in idx] if s.m2 else []))
+    return sample
 
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
-    """Inside the worker process: load, warm up, evaluate row by row, measure."""
+    """Inside the worker process: load, warm up, generate for every row, time single requests."""
     import resource
 
     from edgewrite.evaluate import gather, run_eval, score_outputs
     from edgewrite.runtimes import load_runtime
+    from edgewrite.tasks import build_prompt
 
     t0 = time.perf_counter()
-    runtime, manifest = load_runtime(Path(spec["path"]), device=spec["device"], threads=spec["threads"], batch_size=1)
+    runtime, manifest = load_runtime(
+        Path(spec["path"]), device=spec["device"], threads=spec["threads"], batch_size=spec["batch_size"]
+    )
     load_s = time.perf_counter() - t0
     style = manifest.get("prompt_style", "chat")
     sets = gather(
         Path(spec["data_dir"]), spec["tasks"], spec["split"], spec["limit"], set(spec["exclude"]), spec["dev_fraction"]
     )
-    warm = sets[0].rows[0]["source"]
-    from edgewrite.tasks import build_prompt
-
-    runtime.generate([build_prompt(runtime.tokenizer, "Fix grammar", warm, style)], max_new_tokens=16)
+    runtime.generate(
+        [build_prompt(runtime.tokenizer, "Fix grammar", sets[0].rows[0]["source"], style)], max_new_tokens=16
+    )
     done = 0
 
     def progress(n: int) -> None:
@@ -88,29 +117,46 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         done += n
         print(f"PROGRESS {done}", flush=True)
 
-    outputs, records, timings = run_eval(runtime, style, sets, progress=progress, batch_size=1)
+    batch = spec["batch_size"] if runtime.batches else 1
+    t1 = time.perf_counter()
+    outputs, records, timings = run_eval(runtime, style, sets, progress=progress, batch_size=batch)
+    quality_s = time.perf_counter() - t1
+    if batch > 1:  # time single requests on a sample: latency is what one user waits for
+        _, _, timings = run_eval(runtime, style, _latency_rows(sets, spec["latency_rows"]), progress=progress)
     quality = score_outputs(sets, outputs)
     peak_gpu = None
     if spec["device"] == "cuda":
         import torch
 
         peak_gpu = round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+    return {
+        "load_s": round(load_s, 3),
+        "rows": len(records),
+        "quality_batch_size": batch,
+        "quality_pass_s": round(quality_s, 1),
+        **_timing_summary(timings),
+        "stopped_fraction": round(sum(r["finish"] == "stop" for r in records) / len(records), 4),
+        "unchanged_fraction": round(
+            sum(" ".join(r["output"].split()) == " ".join(r["source"].split()) for r in records) / len(records), 4
+        ),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_gpu_mb": peak_gpu,
+        "quality": quality,
+        "_records": records,
+    }
+
+
+def _timing_summary(timings: list[dict]) -> dict[str, Any]:
     decoded = [t for t in timings if t["new_tokens"] > 1]
     decode_tps = (sum(t["new_tokens"] - 1 for t in decoded) / sum(t["decode_s"] for t in decoded)) if decoded else None
     ttft = [t["ttft_s"] * 1000 for t in timings]
     latency = [t["wall_s"] * 1000 for t in timings]
     return {
-        "load_s": round(load_s, 3),
-        "rows": len(records),
+        "latency_rows": len(timings),
         "ttft_ms": {"p50": _round(_pct(ttft, 0.5)), "p95": _round(_pct(ttft, 0.95))},
         "edit_latency_ms": {"p50": _round(_pct(latency, 0.5)), "p95": _round(_pct(latency, 0.95))},
         "decode_tok_s": _round(decode_tps),
         "mean_new_tokens": _round(statistics.mean(t["new_tokens"] for t in timings)),
-        "stopped_fraction": round(sum(r["finish"] == "stop" for r in records) / len(records), 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_gpu_mb": peak_gpu,
-        "quality": quality,
-        "_records": records,
     }
 
 
@@ -134,6 +180,106 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+# --------------------------------------------------------------------------- the parent (all cells)
+def _entries(artifacts: list[str], base: str) -> tuple[list[dict], set[str], float]:
+    """What to bench (the base model first) and the training sources none of them may be scored on."""
+    from edgewrite.evaluate import training_keys
+    from edgewrite.models import resolve_model
+
+    base_path = resolve_model(base).path if base == BASE else Path(base)
+    paths = [base_path] + [Path(a) for a in artifacts if a not in (BASE, base)]
+    entries, exclude, dev_fraction = [], set(), 0.1
+    for p in paths:
+        manifest = read_manifest(p)
+        if manifest.get("kind") in ("adapter", "data"):
+            raise EdgewriteError(f"{p} is a '{manifest['kind']}' artifact; bench takes models (merge it first)")
+        keys, frac = training_keys(manifest)
+        exclude |= keys
+        dev_fraction = frac if keys else dev_fraction
+        entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint")})
+    return entries, exclude, dev_fraction
+
+
+def _conditions(
+    threads: int | None, split: str, limit: int | None, tasks: Any, data_dir: Path, sets: list, exclude: set
+) -> dict:
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads or os.cpu_count(),
+        "platform": platform.platform(),
+        "versions": tool_versions(),
+        "commit": git_commit(),
+        "split": split,
+        "limit_per_set": limit,
+        "tasks": tasks or "all",
+        "data_dir": str(data_dir),
+        "rows": sum(len(s.rows) for s in sets),
+        "rows_per_set": {s.key: len(s.rows) for s in sets},
+        "excluded_training_sources": len(exclude),
+        "quality_batch_size": QUALITY_BATCH,
+    }
+
+
+def _copy_cell(sets: list) -> dict[str, Any]:
+    from edgewrite.evaluate import score_outputs
+
+    outputs = {s.key: [r["source"] for r in s.rows] for s in sets}
+    return {
+        "id": COPY,
+        "artifact": COPY,
+        "label": "copy (input unchanged)",
+        "device": "-",
+        "runtime": None,
+        "format": None,
+        "size_mb": 0.0,
+        "quality": score_outputs(sets, outputs),
+    }
+
+
+def _run_or_reuse(entry: dict, device: str, spec: dict, sets: list, out: Path, rescore: bool, progress: Any) -> dict:
+    name = cell_id(entry["label"], device)
+    spec_fp = fingerprint({**spec, "exclude": fingerprint(spec["exclude"]), "artifact": entry["fingerprint"]})
+    cell_path = out / "cells" / f"{name}.json"
+    rows_path = out / "rows" / f"{name}.jsonl"
+    if cell_path.is_file() and rows_path.is_file():
+        cell = _read_json(cell_path)
+        if cell.get("spec_fingerprint") == spec_fp:
+            if rescore:
+                cell["quality"] = _rescore(sets, rows_path)
+                _write_json(cell_path, cell)
+            progress.log(f"{entry['label']} [{device}]: kept from an earlier run")
+            return cell
+    total = sum(len(s.rows) for s in sets)
+    progress.log(f"{entry['label']} [{device}]: {total} rows")
+    t0 = time.perf_counter()
+    result = _spawn(spec, lambda n: progress.update(completed=progress.base + n))
+    records = result.pop("_records")
+    tmp = rows_path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, rows_path)
+    cell = {
+        "id": name,
+        "artifact": entry["path"],
+        **{k: v for k, v in entry.items() if k != "fingerprint"},
+        "device": device,
+        "spec_fingerprint": spec_fp,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        **result,
+    }
+    _write_json(cell_path, cell)
+    return cell
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgewriteError(f"{path} is not valid JSON; delete it and re-run edgewrite bench") from e
+
+
 def bench(
     artifacts: list[str],
     out: Path,
@@ -147,11 +293,10 @@ def bench(
     command: str | None = None,
     base: str = BASE,
     rescore: bool = False,
+    latency_rows: int = LATENCY_ROWS,
 ) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from edgewrite.evaluate import gather, score_outputs, training_keys
-    from edgewrite.models import resolve_model
+    from edgewrite.evaluate import gather
+    from edgewrite.progress import Progress
 
     for d in devices:
         if d not in ("cpu", "cuda"):
@@ -161,57 +306,16 @@ def bench(
 
         if not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    base_path = resolve_model(base).path if base == BASE else Path(base)
-    paths = [base_path] + [Path(a) for a in artifacts if a not in (BASE, base)]
-    entries = []
-    exclude: set[str] = set()
-    dev_fraction = 0.1
-    for p in paths:
-        manifest = read_manifest(p)
-        if manifest.get("kind") in ("adapter", "data"):
-            raise EdgewriteError(f"{p} is a '{manifest['kind']}' artifact; bench takes models (merge it first)")
-        keys, frac = training_keys(manifest)
-        exclude |= keys
-        dev_fraction = frac if keys else dev_fraction
-        entries.append(describe(p, manifest))
+    entries, exclude, dev_fraction = _entries(artifacts, base)
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction)
+    _prepare_out(out)
+    cells = [_copy_cell(sets)]
     n_rows = sum(len(s.rows) for s in sets)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cells").mkdir(exist_ok=True)
-    (out / "rows").mkdir(exist_ok=True)
-    conditions = {
-        "cpu": _cpu_name(),
-        "cores": os.cpu_count(),
-        "threads": threads or os.cpu_count(),
-        "platform": platform.platform(),
-        "versions": tool_versions(),
-        "commit": git_commit(),
-        "split": split,
-        "limit_per_set": limit,
-        "tasks": tasks or "all",
-        "data_dir": str(data_dir),
-        "rows": n_rows,
-        "excluded_training_sources": len(exclude),
-    }
-    copy_outputs = {f"{s.spec.task}/{s.spec.name}": [r["source"] for r in s.rows] for s in sets}
-    cells = [
-        {
-            "artifact": COPY,
-            "label": "copy (input unchanged)",
-            "device": "-",
-            "runtime": None,
-            "format": None,
-            "size_mb": 0.0,
-            "quality": score_outputs(sets, copy_outputs),
-        }
-    ]
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=quiet
-    ) as progress:
+    with Progress("bench", n_rows * len(entries) * len(devices), quiet=quiet) as progress:
+        progress.base = 0
         for entry in entries:
             for device in devices:
-                name = _cell_name(entry["label"], device)
                 spec = {
                     "path": entry["path"],
                     "device": device,
@@ -222,49 +326,115 @@ def bench(
                     "data_dir": str(data_dir),
                     "exclude": sorted(exclude),
                     "dev_fraction": dev_fraction,
+                    "batch_size": QUALITY_BATCH,
+                    "latency_rows": latency_rows,
                 }
-                spec_fp = fingerprint(
-                    {
-                        **spec,
-                        "exclude": fingerprint(spec["exclude"]),
-                        "artifact": read_manifest(Path(entry["path"])).get("fingerprint"),
-                    }
-                )
-                cell_path = out / "cells" / f"{name}.json"
-                if cell_path.is_file() and json.loads(cell_path.read_text()).get("spec_fingerprint") == spec_fp:
-                    cell = json.loads(cell_path.read_text())
-                    if rescore:
-                        cell["quality"] = _rescore(sets, out / "rows" / f"{name}.jsonl")
-                        _write_json(cell_path, cell)
-                    cells.append(cell)
-                    continue
-                bar = progress.add_task(f"{entry['label']} [{device}]", total=n_rows)
-                result = _spawn(spec, lambda n, bar=bar: progress.update(bar, completed=n))
-                records = result.pop("_records")
-                with open(out / "rows" / f"{name}.jsonl.tmp", "w", encoding="utf-8") as f:
-                    for r in records:
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
-                os.replace(out / "rows" / f"{name}.jsonl.tmp", out / "rows" / f"{name}.jsonl")
-                cell = {"artifact": entry["path"], **entry, "device": device, "spec_fingerprint": spec_fp, **result}
-                _write_json(cell_path, cell)
-                cells.append(cell)
+                cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
+                progress.base += n_rows
+                progress.update(completed=progress.base)
+        progress.log("comparing every pair of systems (paired bootstrap, 1000 resamples)")
+        comparisons = compare_cells(sets, cells, out)
     doc = {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,
         **_rescore_note(out / "bench.json", command, rescore),
-        "conditions": conditions,
+        "conditions": _conditions(threads, split, limit, tasks, data_dir, sets, exclude),
         "cells": cells,
+        "comparisons": comparisons,
+        "training": training_curves(entries),
     }
     _write_json(out / "bench.json", doc)
     return doc
+
+
+def _prepare_out(out: Path) -> None:
+    """The output folder, checked before any work: it must be a writable folder (or creatable)."""
+    if out.exists() and not out.is_dir():
+        raise EdgewriteError(f"--out {out} is a file; give a folder")
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        (out / "rows").mkdir(exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise EdgewriteError(f"cannot write into --out {out} ({e.strerror}); choose a writable folder") from e
+
+
+def _outputs_of(cell: dict, sets: list, out: Path) -> dict[str, list[str]]:
+    if cell["artifact"] == COPY:
+        return {s.key: [r["source"] for r in s.rows] for s in sets}
+    stored = {}
+    for line in (out / "rows" / f"{cell['id']}.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        stored[(r["set"], r["id"])] = r["output"]
+    return {s.key: [stored[(s.key, row["id"])] for row in s.rows] for s in sets}
+
+
+def compare_cells(sets: list, cells: list[dict], out: Path) -> list[dict[str, Any]]:
+    """Every pair of systems on the same device (and every system against copy): the paired difference
+    of each task's headline score and of their mean, with 95 % intervals."""
+    from edgewrite.bootstrap import paired
+    from edgewrite.evaluate import headline_scorers
+
+    scorers = {c["id"]: headline_scorers(sets, _outputs_of(c, sets, out)) for c in cells}
+    result = []
+    for i, a in enumerate(cells):
+        for b in cells[:i]:
+            if b["artifact"] != COPY and a["device"] != b["device"]:
+                continue
+            diff = paired(scorers[a["id"]], scorers[b["id"]])
+            result.append(
+                {
+                    "a": a["id"],
+                    "b": b["id"],
+                    "tasks": {t: v.as_dict() for t, v in diff.items() if t != "mean"},
+                    "mean": diff["mean"].as_dict(),
+                }
+            )
+    return result
+
+
+def training_curves(entries: list[dict]) -> dict[str, Any]:
+    """Train loss and dev scores per step of each tuned lineage (merged -> adapter's train_log.json)."""
+    curves = {}
+    for e in entries:
+        path = Path(e["path"])
+        for _ in range(3):  # quantized -> merged -> adapter
+            log = path / "train_log.json"
+            if log.is_file():
+                data = json.loads(log.read_text())
+                curves[e["label"]] = {
+                    "train": [
+                        {"step": h["step"], "loss": h["loss"]} for h in data.get("log_history", []) if "loss" in h
+                    ],
+                    "dev": [
+                        {"step": h["step"], "mean": h["mean"], "dev_loss": h.get("dev_loss")}
+                        for h in ((data.get("selection") or {}).get("history") or [])
+                    ],
+                    "best_step": (data.get("selection") or {}).get("best_step"),
+                    "source": str(log),
+                }
+                break
+            manifest = path / "manifest.json"
+            parent = json.loads(manifest.read_text()).get("parent", {}).get("path") if manifest.is_file() else None
+            if not parent:
+                break
+            path = Path(parent)
+    # one curve per lineage: every artifact made from the same adapter shares it
+    unique: dict[str, Any] = {}
+    for label, curve in curves.items():
+        if not any(c["source"] == curve["source"] for c in unique.values()):
+            unique[label] = curve
+    return unique
 
 
 def _rescore_note(previous: Path, command: str | None, rescore: bool) -> dict[str, Any]:
     """On --rescore, keep the command that generated the outputs and record the re-scoring one."""
     if not rescore or not previous.is_file():
         return {}
-    first = json.loads(previous.read_text()).get("command")
+    first = _read_json(previous).get("command")
     return {
         "command": first or command,
         "rescored_by": command,
@@ -274,20 +444,26 @@ def _rescore_note(previous: Path, command: str | None, rescore: bool) -> dict[st
 
 def _rescore(sets: list, rows_path: Path) -> dict[str, Any]:
     """Quality of a finished cell from its stored raw outputs, with today's post-processing and metrics
-    (no generation: a metric or cleaning fix applies to every cell alike)."""
+    (no generation: a metric or cleaning fix applies to every cell alike). The rows file is rewritten
+    with the re-cleaned outputs, so comparisons read the same outputs."""
     from edgewrite.evaluate import clean_output, score_outputs
 
     stored = {}
-    for line in rows_path.read_text(encoding="utf-8").splitlines():
+    lines = rows_path.read_text(encoding="utf-8").splitlines()
+    for line in lines:
         r = json.loads(line)
         stored[(r["set"], r["id"])] = r
     outputs = {}
     for s in sets:
-        key = f"{s.spec.task}/{s.spec.name}"
         try:
-            outputs[key] = [clean_output(stored[(key, row["id"])]["raw_output"], row["source"]) for row in s.rows]
+            outputs[s.key] = [clean_output(stored[(s.key, row["id"])]["raw_output"], row["source"]) for row in s.rows]
         except KeyError as e:
             raise EdgewriteError(f"{rows_path} lacks row {e}; re-run this cell (delete its cell file)") from e
+        for row, text in zip(s.rows, outputs[s.key], strict=True):
+            stored[(s.key, row["id"])]["output"] = text
+    tmp = rows_path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in stored.values()), encoding="utf-8")
+    os.replace(tmp, rows_path)
     return score_outputs(sets, outputs)
 
 

@@ -1,8 +1,9 @@
 """``edgewrite report``: tables, plots and a verdict, built only from stored bench results.
 
-The verdict answers, per device: which artifact to ship under the latency and memory budget, how
-much tuning gained over the untuned base model and over ``copy``, and what quantization cost
-against the merged (fp32) model.
+The verdict answers, per device: which artifact to ship under the latency and memory budget, how it
+compares with ``copy`` and the untuned base model on every task, and what quantization cost against
+the fp32 model it came from. Every claim rests on a paired bootstrap interval from ``bench.json``;
+a difference whose interval contains zero is reported as "no significant difference".
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,21 @@ def load_bench(bench_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise EdgewriteError(f"{bench_dir} has no bench.json; run `edgewrite bench ... --out {bench_dir}` first")
     try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgewriteError(f"{path} is not valid JSON ({e.msg}); re-run edgewrite bench") from e
-    if doc.get("schema") != SCHEMA:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgewriteError(f"{path} is not valid JSON; re-run edgewrite bench") from e
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else None
         raise EdgewriteError(
-            f"{path} is from bench schema '{doc.get('schema')}', this edgewrite reads '{SCHEMA}': "
-            "re-run `edgewrite bench` into a new folder"
+            f"{path} is from bench schema '{found}', this edgewrite reads '{SCHEMA}': re-run "
+            f"`edgewrite bench` with the same artifacts into a new --out folder"
         )
+    cells = doc.get("cells")
+    if not isinstance(cells, list) or not any(isinstance(c, dict) and c.get("artifact") == COPY for c in cells):
+        raise EdgewriteError(f"{path} has no cells (or no copy row); re-run edgewrite bench")
+    for c in cells:
+        if not isinstance(c, dict) or not isinstance(c.get("quality"), dict) or "headline" not in c["quality"]:
+            raise EdgewriteError(f"{path}: a cell lacks its quality scores; re-run edgewrite bench")
     return doc
 
 
@@ -48,104 +57,182 @@ def _pareto(points: list[tuple[float, float, int]]) -> set[int]:
     return front
 
 
-def verdict(doc: dict, max_latency_ms: float | None, max_memory_mb: float | None) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------- comparisons and verdict
+def comparison(doc: dict, a: str, b: str) -> dict | None:
+    """The paired difference a - b (by cell id) with its intervals, from bench.json; None if not stored."""
+    for c in doc.get("comparisons", []):
+        if c["a"] == a and c["b"] == b:
+            return c
+        if c["a"] == b and c["b"] == a:
+
+            def flip(v: dict) -> dict:
+                return {"value": -v["value"], "lo": -v["hi"], "hi": -v["lo"]}
+
+            return {"a": a, "b": b, "tasks": {t: flip(v) for t, v in c["tasks"].items()}, "mean": flip(c["mean"])}
+    return None
+
+
+def _sig(v: dict) -> int:
+    """+1 significantly above zero, -1 below, 0 the interval contains zero."""
+    return 1 if v["lo"] > 0 else -1 if v["hi"] < 0 else 0
+
+
+def _delta(v: dict) -> str:
+    return f"{v['value']:+.1f} [{v['lo']:+.1f}, {v['hi']:+.1f}]"
+
+
+def against(doc: dict, a: dict, b: dict, name: str, tasks: list[str]) -> tuple[str, dict[str, int]]:
+    """One sentence: where ``a`` is significantly better / no different / worse than ``b``."""
+    cmp = comparison(doc, a["id"], b["id"])
+    if cmp is None:
+        return f"Against {name}: no paired comparison stored.", {}
+    signs = {t: _sig(cmp["tasks"][t]) for t in tasks if t in cmp["tasks"]}
+    better = [f"{t} {_delta(cmp['tasks'][t])}" for t in tasks if signs.get(t) == 1]
+    same = [t for t in tasks if signs.get(t) == 0]
+    worse = [f"{t} {_delta(cmp['tasks'][t])}" for t in tasks if signs.get(t) == -1]
+    parts = [f"Against {name} ({_delta(cmp['mean'])} on the mean)"]
+    parts.append("significantly better on " + ", ".join(better) if better else "better on no task")
+    if same:
+        parts.append("no significant difference on " + ", ".join(same))
+    if worse:
+        parts.append("significantly worse on " + ", ".join(worse))
+    signs["mean"] = _sig(cmp["mean"])
+    return parts[0] + ": " + "; ".join(parts[1:]) + ".", signs
+
+
+def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None) -> bool:
+    lat = (c.get("edit_latency_ms") or {}).get("p50") or 0
+    return (max_latency_ms is None or lat <= max_latency_ms) and (
+        max_memory_mb is None or (c.get("peak_rss_mb") or 0) <= max_memory_mb
+    )
+
+
+def _pick(doc: dict, fits: list[dict]) -> dict:
+    """The best mean quality; among the systems not significantly worse than it, the fastest."""
+    best = max(fits, key=lambda c: c["quality"]["mean"])
+    near = [
+        c
+        for c in fits
+        if c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
+    ]
+    return min(near, key=lambda c: ((c.get("edit_latency_ms") or {}).get("p50") or 0, c.get("peak_rss_mb") or 0))
+
+
+def _ci(c: dict) -> str:
+    ci = c["quality"].get("mean_ci")
+    return f"{c['quality']['mean']:.1f}" + (f" [{ci['lo']:.1f}, {ci['hi']:.1f}]" if ci else "")
+
+
+def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_memory_mb: float | None) -> dict:
     cells = doc["cells"]
     copy = next(c for c in cells if c["artifact"] == COPY)
     tasks = _tasks(doc)
-    out = []
-    for device in sorted({c["device"] for c in cells if c["device"] != "-"}):
-        dev = [c for c in cells if c["device"] == device]
-        base = next((c for c in dev if c.get("kind") == "base"), None)
-        merged = next((c for c in dev if c.get("kind") == "merged"), None)
-        tuned = [c for c in dev if c.get("kind") != "base"]
-        fits = [
-            c
-            for c in tuned
-            if (max_latency_ms is None or (c["edit_latency_ms"]["p50"] or 0) <= max_latency_ms)
-            and (max_memory_mb is None or c["peak_rss_mb"] <= max_memory_mb)
-        ]
-        entry: dict[str, Any] = {
-            "device": device,
-            "budget": {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb},
-        }
-        if not fits:
-            entry["ship"] = None
-            entry["text"] = [f"No tuned artifact on {device} fits the budget; relax --max-latency-ms/--max-memory-mb."]
-            out.append(entry)
-            continue
-        best_q = max(c["quality"]["mean"] for c in fits)
-        # Within half a point of the best quality, the faster artifact wins.
-        near = [c for c in fits if c["quality"]["mean"] >= best_q - 0.5]
-        ship = min(near, key=lambda c: (c["edit_latency_ms"]["p50"] or 0, c["peak_rss_mb"]))
-        q = ship["quality"]["headline"]
-        beats_copy = [t for t in tasks if q.get(t, 0) > copy["quality"]["headline"].get(t, 0)]
-        text = [
-            f"Ship **{ship['label']}** on {device}: mean quality {ship['quality']['mean']:.1f} "
-            f"(copy {copy['quality']['mean']:.1f}"
-            + (f", untuned base {base['quality']['mean']:.1f}" if base else "")
-            + f"), one-sentence edit p50 {ship['edit_latency_ms']['p50']:.0f} ms / p95 "
-            f"{ship['edit_latency_ms']['p95']:.0f} ms, peak RSS {ship['peak_rss_mb']:.0f} MB, "
-            f"{ship['size_mb']:.0f} MB on disk."
-        ]
+    dev = [c for c in cells if c["device"] == device]
+    base = next((c for c in dev if c.get("kind") == "base"), None)
+    merged = next((c for c in dev if c.get("kind") == "merged"), None)
+    fits = [c for c in dev if c.get("kind") != "base" and _fits(c, max_latency_ms, max_memory_mb)]
+    entry: dict[str, Any] = {
+        "device": device,
+        "budget": {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb},
+    }
+    if not fits:
+        entry.update(
+            ship=None, text=[f"No tuned artifact on {device} fits the budget; relax --max-latency-ms/--max-memory-mb."]
+        )
+        return entry
+    ship = _pick(doc, fits)
+    lat = ship.get("edit_latency_ms") or {}
+    text = [
+        f"Ship **{ship['label']}** on {device}: mean quality {_ci(ship)} (copy {_ci(copy)}"
+        + (f", untuned base {_ci(base)}" if base else "")
+        + f"), one-sentence edit p50 {lat.get('p50', 0):.0f} ms / p95 {lat.get('p95', 0):.0f} ms, "
+        f"peak RSS {ship.get('peak_rss_mb', 0):.0f} MB, {ship['size_mb']:.0f} MB on disk."
+    ]
+    line, vs_copy = against(doc, ship, copy, "copy", tasks)
+    text.append(line)
+    vs_base: dict[str, int] = {}
+    if base:
+        line, vs_base = against(doc, ship, base, "the untuned base model", tasks)
+        text.append(line)
+    if merged and ship is not merged:
+        text.append(_quantization_line(doc, ship, merged, tasks))
+    text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
+    if max_latency_ms is not None or max_memory_mb is not None:
         text.append(
-            f"It beats copy on {len(beats_copy)} of {len(tasks)} tasks"
-            + (
-                f" (not on {', '.join(t for t in tasks if t not in beats_copy)})"
-                if len(beats_copy) < len(tasks)
-                else ""
+            "Budget: "
+            + ", ".join(
+                s
+                for s in (
+                    f"edit p50 ≤ {max_latency_ms:g} ms" if max_latency_ms is not None else "",
+                    f"peak RSS ≤ {max_memory_mb:g} MB" if max_memory_mb is not None else "",
+                )
+                if s
             )
             + "."
         )
-        if base and merged:
-            gain_base = merged["quality"]["mean"] - base["quality"]["mean"]
-            better = [
-                t for t in tasks if merged["quality"]["headline"].get(t, 0) > base["quality"]["headline"].get(t, 0)
-            ]
-            text.append(
-                f"Tuning gained {gain_base:+.1f} points of mean quality over the untuned base model "
-                f"({len(better)} of {len(tasks)} tasks better) and "
-                f"{merged['quality']['mean'] - copy['quality']['mean']:+.1f} over copy."
-            )
-        if merged and ship is not merged:
-            kept = {
-                t: q.get(t, 0) / merged["quality"]["headline"][t] * 100
-                for t in tasks
-                if merged["quality"]["headline"].get(t)
-            }
-            worst = min(kept, key=kept.get) if kept else None
-            text.append(
-                f"Quantization kept {ship['quality']['mean'] / merged['quality']['mean'] * 100:.1f}% of the "
-                f"merged model's mean score"
-                + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
-                + f", at {merged['edit_latency_ms']['p50'] / max(ship['edit_latency_ms']['p50'], 1e-9):.1f}x "
-                f"the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
-            )
-        thin = [t for t in beats_copy if q.get(t, 0) - copy["quality"]["headline"].get(t, 0) < 1.0]
-        if thin:
-            text.append(
-                f"The margin over copy is under 1 point on {', '.join(thin)}: within the noise of "
-                f"{doc['conditions'].get('limit_per_set') or 'all'} rows per evaluation set."
-            )
-        beats_base = base is None or ship["quality"]["mean"] > base["quality"]["mean"]
-        if len(beats_copy) < len(tasks):
-            worth = "not yet: copy still wins on " + ", ".join(t for t in tasks if t not in beats_copy) + "."
-        elif not beats_base:
-            better = [t for t in tasks if q.get(t, 0) > base["quality"]["headline"].get(t, 0)]
-            worth = (
-                f"not yet: it improves on doing nothing for every task, but the untuned base model scores "
-                f"higher on average ({base['quality']['mean']:.1f}); tuning helps on {', '.join(better) or 'no task'}"
-                f", and the shipped artifact is {base['edit_latency_ms']['p50'] / ship['edit_latency_ms']['p50']:.1f}x "
-                f"faster than the base model in fp32."
-            )
-        else:
-            worth = "yes: it beats doing nothing on every task and the untuned model on average, offline, at this cost."
-        text.append("Worth it: " + worth)
-        entry.update({"ship": ship["label"], "artifact": ship["artifact"], "beats_copy": beats_copy, "text": text})
-        out.append(entry)
-    return out
+    entry.update(ship=ship["label"], artifact=ship["artifact"], vs_copy=vs_copy, vs_base=vs_base, text=text)
+    return entry
 
 
-_SUMMARY_HEAD = ("artifact", "device", "MB", "edit p50 ms", "edit p95 ms", "decode tok/s", "peak RSS MB", "mean")
+def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) -> str:
+    q, m = ship["quality"]["headline"], merged["quality"]["headline"]
+    kept = {t: q.get(t, 0) / m[t] * 100 for t in tasks if m.get(t)}
+    worst = min(kept, key=kept.get) if kept else None
+    cmp = comparison(doc, ship["id"], merged["id"])
+    losses = [t for t in tasks if cmp and _sig(cmp["tasks"][t]) == -1]
+    speed = (merged.get("edit_latency_ms") or {}).get("p50", 0) / max(
+        (ship.get("edit_latency_ms") or {}).get("p50") or 1e-9, 1e-9
+    )
+    return (
+        f"Against its fp32 parent ({merged['label']}): {_delta(cmp['mean']) if cmp else '?'} on the mean, "
+        + ("significantly lower on " + ", ".join(losses) if losses else "no significant loss on any task")
+        + f"; it keeps {ship['quality']['mean'] / merged['quality']['mean'] * 100:.1f}% of the mean score"
+        + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
+        + f", at {speed:.1f}x the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
+    )
+
+
+def _worth(ship: dict, vs_copy: dict[str, int], vs_base: dict[str, int], base: dict | None, tasks: list[str]) -> str:
+    copy_better = [t for t in tasks if vs_copy.get(t) == 1]
+    base_better = [t for t in tasks if vs_base.get(t) == 1]
+    copy_worse = [t for t in tasks if vs_copy.get(t) == -1]
+    base_worse = [t for t in tasks if vs_base.get(t) == -1]
+    if vs_copy.get("mean") != 1:
+        return "no: on the mean it is not significantly better than returning the text unchanged."
+    if base and vs_base.get("mean") != 1:
+        return (
+            "not yet: it beats copy on the mean, but is not significantly better than the untuned base model"
+            + (f" (worse on {', '.join(base_worse)})" if base_worse else "")
+            + "."
+        )
+    if copy_worse or base_worse:
+        return (
+            "partly: significantly better than copy and the untuned model on the mean, but significantly worse on "
+            + ", ".join(sorted(set(copy_worse + base_worse)))
+            + "."
+        )
+    return (
+        f"yes: significantly better than copy on {len(copy_better)} of {len(tasks)} tasks and than the untuned "
+        f"model on {len(base_better)} of {len(tasks)}, worse on none, offline at this cost."
+    )
+
+
+def verdict(doc: dict, max_latency_ms: float | None, max_memory_mb: float | None) -> list[dict[str, Any]]:
+    devices = sorted({c["device"] for c in doc["cells"] if c["device"] != "-"})
+    return [_device_verdict(doc, d, max_latency_ms, max_memory_mb) for d in devices]
+
+
+# --------------------------------------------------------------------------- tables
+_SUMMARY_HEAD = (
+    "artifact",
+    "device",
+    "MB",
+    "edit p50 ms",
+    "edit p95 ms",
+    "decode tok/s",
+    "peak RSS MB",
+    "mean [95% CI]",
+)
 
 
 def _summary_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
@@ -163,7 +250,7 @@ def _summary_rows(doc: dict) -> tuple[list[str], list[list[str]]]:
                 _fmt(lat.get("p95")),
                 _fmt(c.get("decode_tok_s")),
                 _fmt(c.get("peak_rss_mb")),
-                _fmt(c["quality"]["mean"], 1),
+                _ci(c),
                 *(_fmt(c["quality"]["headline"].get(t), 1) for t in tasks),
             ]
         )
@@ -188,25 +275,89 @@ def _fmt(v: float | None, digits: int = 0) -> str:
 
 def headline_sources(doc: dict) -> str:
     """Which evaluation set and metric gave each task's number (from the copy row, scored on every set)."""
-    source = doc["cells"][0]["quality"].get("headline_source", {})
-    return "; ".join(f"{t}: {source[t]}" for t in _tasks(doc) if t in source)
+    copy = next(c for c in doc["cells"] if c["artifact"] == COPY)
+    source = copy["quality"].get("headline_source", {})
+    rows = copy["quality"].get("headline_rows", {})
+    return "; ".join(f"{t}: {source[t]} ({rows.get(t, '?')} rows)" for t in _tasks(doc) if t in source)
 
 
 def markdown_table(doc: dict) -> str:
     head, rows = _summary_rows(doc)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", f"Task scores (0-100): {headline_sources(doc)}."]
+    cond = doc["conditions"]
+    resamples = next(c for c in doc["cells"] if c["artifact"] == COPY)["quality"].get("resamples", 1000)
+    sample = "every row" if not cond.get("limit_per_set") else f"{cond['limit_per_set']} per set"
+    lines += [
+        "",
+        f"Task scores (0-100): {headline_sources(doc)}. Intervals: 95 % paired bootstrap, {resamples} resamples "
+        f"of rows. {cond['rows']} dev rows per system ({sample}), {cond['cpu']}, {cond['threads']} threads.",
+    ]
     return "\n".join(lines)
 
 
-def _scatter_svg(doc: dict, cost_key: str, xlabel: str) -> str:
+def _task_table(doc: dict) -> tuple[list[str], list[list[str]]]:
+    tasks = _tasks(doc)
+    rows = []
+    for c in doc["cells"]:
+        ci = c["quality"].get("headline_ci", {})
+        cells = []
+        for t in tasks:
+            v = c["quality"]["headline"].get(t)
+            cells.append(
+                "–" if v is None else f"{v:.1f}" + (f" [{ci[t]['lo']:.1f}, {ci[t]['hi']:.1f}]" if t in ci else "")
+            )
+        rows.append([c["label"], c["device"], _ci(c), *cells])
+    return ["artifact", "device", "mean", *tasks], rows
+
+
+# --------------------------------------------------------------------------- plots
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = [c for c in doc["cells"] if c["device"] != "-"]
+    return plt
+
+
+def _bars_svg(doc: dict) -> str:
+    """Per task (and the mean): one bar per system with its 95 % interval as a whisker."""
+    plt = _plt()
+    tasks = _tasks(doc) + ["mean"]
+    cells = doc["cells"]
+    fig, ax = plt.subplots(figsize=(11, 4.2), dpi=100)
+    width = 0.8 / len(cells)
+    for i, c in enumerate(cells):
+        q = c["quality"]
+        ci = {**q.get("headline_ci", {}), **({"mean": q["mean_ci"]} if q.get("mean_ci") else {})}
+        vals = [q["headline"].get(t, 0) if t != "mean" else q["mean"] for t in tasks]
+        lo = [v - ci[t]["lo"] if t in ci else 0 for v, t in zip(vals, tasks, strict=True)]
+        hi = [ci[t]["hi"] - v if t in ci else 0 for v, t in zip(vals, tasks, strict=True)]
+        xs = [j + (i - (len(cells) - 1) / 2) * width for j in range(len(tasks))]
+        ax.bar(xs, vals, width, label=f"{c['label']} [{c['device']}]" if c["device"] != "-" else c["label"])
+        ax.errorbar(xs, vals, yerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("headline score (0-100)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _scatter_svg(doc: dict, cost_key: str, xlabel: str) -> str:
+    plt = _plt()
+    cells = [c for c in doc["cells"] if c["device"] != "-" and c.get("edit_latency_ms")]
     copy = next(c for c in doc["cells"] if c["artifact"] == COPY)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     points = []
@@ -216,14 +367,10 @@ def _scatter_svg(doc: dict, cost_key: str, xlabel: str) -> str:
     front = _pareto(points)
     for x, y, i in points:
         c = cells[i]
-        ax.scatter(
-            [x],
-            [y],
-            s=60,
-            marker="o" if c["device"] == "cpu" else "s",
-            color="#d62728" if i in front else "#1f77b4",
-            zorder=3,
-        )
+        ci = c["quality"].get("mean_ci")
+        yerr = [[y - ci["lo"]], [ci["hi"] - y]] if ci else None
+        color = "#d62728" if i in front else "#1f77b4"
+        ax.errorbar([x], [y], yerr=yerr, fmt="o" if c["device"] == "cpu" else "s", color=color, capsize=3, zorder=3)
         ax.annotate(f"{c['label']} [{c['device']}]", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     fx = sorted((x, y) for x, y, i in points if i in front)
     if fx:
@@ -235,26 +382,97 @@ def _scatter_svg(doc: dict, cost_key: str, xlabel: str) -> str:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg") :]
+    return _svg(fig)
 
 
-def render_html(doc: dict, verdicts: list[dict]) -> str:
-    tasks = _tasks(doc)
-    cond = doc["conditions"]
+def _curve_svg(label: str, curve: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    if curve["train"]:
+        ax.plot(
+            [p["step"] for p in curve["train"]],
+            [p["loss"] for p in curve["train"]],
+            color="#1f77b4",
+            label="train loss",
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss", color="#1f77b4")
+    if curve["dev"]:
+        ax2 = ax.twinx()
+        ax2.plot(
+            [p["step"] for p in curve["dev"]],
+            [p["mean"] for p in curve["dev"]],
+            "o-",
+            color="#d62728",
+            label="dev mean headline",
+        )
+        ax2.set_ylabel("dev mean headline score", color="#d62728")
+        if curve.get("best_step") is not None:
+            ax2.axvline(curve["best_step"], color="#d62728", ls=":", lw=1)
+    ax.set_title(f"training: {label}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
 
-    def table(rows: list[list[str]], head: list[str]) -> str:
-        h = "".join(f"<th>{html.escape(x)}</th>" for x in head)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
-    cost_rows = []
+# --------------------------------------------------------------------------- examples
+EXAMPLES_PER_TASK = 5
+EXAMPLES_SEED = 2024
+
+
+def examples(doc: dict, bench_dir: Path, cell: dict) -> dict[str, list[dict]]:
+    """Per task, EXAMPLES_PER_TASK rows of its headline set drawn by a seeded rule (the same rows for any
+    system), with the system's output and the first reference."""
+    rows_path = bench_dir / "rows" / f"{cell['id']}.jsonl"
+    if not rows_path.is_file():
+        return {}
+    by_set: dict[str, list[dict]] = {}
+    for line in rows_path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        by_set.setdefault(r["set"], []).append(r)
+    copy = next(c for c in doc["cells"] if c["artifact"] == COPY)
+    out = {}
+    for task, source in copy["quality"].get("headline_source", {}).items():
+        key = f"{task}/{source.split()[0]}"
+        rows = by_set.get(key, [])
+        if rows:
+            pick = sorted(
+                random.Random(f"{EXAMPLES_SEED}-{key}").sample(range(len(rows)), min(EXAMPLES_PER_TASK, len(rows)))
+            )
+            out[task] = [rows[i] for i in pick]
+    return out
+
+
+def _diff_html(before: str, after: str) -> str:
+    from edgewrite.assist import word_diff
+
+    style = {"=": "", "-": "del", "+": "ins"}
+    parts = []
+    for op, text in word_diff(before, after):
+        tag = style[op]
+        parts.append(f"<{tag}>{html.escape(text)}</{tag}>" if tag else html.escape(text))
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- the page
+def _table_html(rows: list[list[str]], head: list[str]) -> str:
+    h = "".join(f"<th>{html.escape(x)}</th>" for x in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _para(s: str) -> str:
+    s = html.escape(s)
+    while "**" in s:
+        s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    return f"<p>{s}</p>"
+
+
+def _cost_rows(doc: dict) -> list[list[str]]:
+    rows = []
     for c in doc["cells"]:
         lat, ttft = c.get("edit_latency_ms") or {}, c.get("ttft_ms") or {}
-        cost_rows.append(
+        rows.append(
             [
                 c["label"],
                 c["device"],
@@ -267,80 +485,98 @@ def render_html(doc: dict, verdicts: list[dict]) -> str:
                 _fmt(c.get("decode_tok_s"), 1),
                 _fmt(c.get("peak_rss_mb")),
                 _fmt(c.get("peak_gpu_mb")),
+                _fmt(c.get("wall_s")),
             ]
         )
-    quality_rows = [
-        [
-            c["label"],
-            c["device"],
-            _fmt(c["quality"]["mean"], 1),
-            *(_fmt(c["quality"]["headline"].get(t), 1) for t in tasks),
-        ]
-        for c in doc["cells"]
+    return rows
+
+
+_COST_HEAD = [
+    "artifact",
+    "device",
+    "MB on disk",
+    "load s",
+    "TTFT p50 ms",
+    "TTFT p95 ms",
+    "edit p50 ms",
+    "edit p95 ms",
+    "decode tok/s",
+    "peak RSS MB",
+    "peak GPU MB",
+    "bench wall s",
+]
+
+
+def _examples_html(doc: dict, bench_dir: Path, verdicts: list[dict]) -> str:
+    ship = next((v for v in verdicts if v.get("ship")), None)
+    if ship is None:
+        return "<p>No shipped artifact, so no examples.</p>"
+    cell = next(c for c in doc["cells"] if c["label"] == ship["ship"] and c["device"] == ship["device"])
+    parts = [
+        f"<p>Outputs of <b>{html.escape(cell['label'])}</b>; rows drawn with <code>random.Random"
+        f'("{EXAMPLES_SEED}-&lt;set&gt;")</code> from each task\'s headline set, the same rows for any system '
+        "(not picked by hand). Deleted words are struck, inserted ones underlined.</p>"
     ]
+    for task, rows in examples(doc, bench_dir, cell).items():
+        items = "".join(
+            "<li><div class='src'>" + html.escape(r["source"]) + "</div>"
+            "<div class='diff'>→ " + _diff_html(r["source"], r["output"]) + "</div>"
+            "<div class='ref'>reference: " + html.escape(r["references"][0]) + "</div></li>"
+            for r in rows
+        )
+        parts.append(f"<h3>{html.escape(task)}</h3><ol class='examples'>{items}</ol>")
+    return "".join(parts)
+
+
+def render_html(doc: dict, verdicts: list[dict], bench_dir: Path) -> str:
+    cond = doc["conditions"]
     set_names = sorted({k for c in doc["cells"] for k in c["quality"]["sets"]})
-    detail_rows = []
-    for c in doc["cells"]:
-        for k in set_names:
-            scores = c["quality"]["sets"].get(k, {})
-            detail_rows.append([c["label"], c["device"], k, ", ".join(f"{m} {v:.2f}" for m, v in scores.items())])
-
-    def para(s: str) -> str:
-        s = html.escape(s)
-        while "**" in s:
-            s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
-        return f"<p>{s}</p>"
-
+    detail_rows = [
+        [c["label"], c["device"], k, ", ".join(f"{m} {v:.2f}" for m, v in c["quality"]["sets"].get(k, {}).items())]
+        for c in doc["cells"]
+        for k in set_names
+    ]
     verdict_html = "".join(
-        f"<h3>{html.escape(v['device'])}</h3>" + "".join(para(t) for t in v["text"]) for v in verdicts
+        f"<h3>{html.escape(v['device'])}</h3>" + "".join(_para(t) for t in v["text"]) for v in verdicts
     )
-    budget = verdicts[0]["budget"] if verdicts else {}
+    head, rows = _task_table(doc)
+    curves = "".join(_curve_svg(label, curve) for label, curve in (doc.get("training") or {}).items())
+    sample = "every row" if not cond.get("limit_per_set") else f"a seeded sample of {cond['limit_per_set']} per set"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgewrite report</title>
 <style>
-body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}} th{{background:#f3f3f3}} .plots{{display:flex;flex-wrap:wrap;gap:1em}}
 .verdict{{background:#f6fbf6;border-left:4px solid #2ca02c;padding:0.5em 1em}} code{{background:#f3f3f3;padding:0 3px}}
+del{{color:#b00;background:#fdd}} ins{{color:#060;background:#dfd;text-decoration:underline}}
+ol.examples li{{margin:0.5em 0}} .src{{color:#555}} .ref{{color:#777;font-size:12px}}
 </style></head><body>
 <h1>edgewrite: is the tuned, quantized model worth shipping?</h1>
-<div class="verdict"><h2>Verdict</h2>{verdict_html}
-<p>Budget: edit p50 ≤ {budget.get("max_latency_ms") or "∞"} ms, peak RSS ≤ {
-        budget.get("max_memory_mb") or "∞"
-    } MB.</p></div>
-<h2>Quality per task (0-100; F0.5, GLEU, SARI as the field computes them)</h2>
-{table(quality_rows, ["artifact", "device", "mean", *tasks])}
-<p>Each task's number: {html.escape(headline_sources(doc))}.</p>
+<div class="verdict"><h2>Verdict</h2>{verdict_html}</div>
+<h2>Quality per task (0-100, 95 % bootstrap intervals)</h2>
+{_table_html(rows, head)}
+<p>Each task's number: {html.escape(headline_sources(doc))}. F0.5 (M2 scorer), GLEU (JFLEG scorer) and SARI
+(EASSE) as the field computes them.</p>
+{_bars_svg(doc)}
 <h2>Cost</h2>
-{
-        table(
-            cost_rows,
-            [
-                "artifact",
-                "device",
-                "MB on disk",
-                "load s",
-                "TTFT p50 ms",
-                "TTFT p95 ms",
-                "edit p50 ms",
-                "edit p95 ms",
-                "decode tok/s",
-                "peak RSS MB",
-                "peak GPU MB",
-            ],
-        )
-    }
+{_table_html(_cost_rows(doc), _COST_HEAD)}
 <h2>Quality against cost (Pareto front in red)</h2>
 <div class="plots">{_scatter_svg(doc, "latency", "one-sentence edit latency p50 (ms, log)")}
 {_scatter_svg(doc, "memory", "peak RSS (MB, log)")}</div>
+<h2>Training</h2>
+<div class="plots">{curves or "<p>No training log travels with these artifacts.</p>"}</div>
+<h2>Example edits</h2>
+{_examples_html(doc, bench_dir, verdicts)}
 <h2>Every evaluation set</h2>
-{table(detail_rows, ["artifact", "device", "set", "scores"])}
+{_table_html(detail_rows, ["artifact", "device", "set", "scores"])}
 <h2>Conditions</h2>
-<p>{html.escape(cond["cpu"])}, {cond["threads"]} threads, {cond["rows"]} rows ({cond["split"]} split,
-up to {cond["limit_per_set"]} per set), commit {html.escape(str(cond.get("commit")))}, created {
-        html.escape(doc["created"])
-    }.
+<p>{html.escape(cond["cpu"])}, {cond["cores"]} cores, {cond["threads"]} threads; {cond["rows"]} rows per system
+({cond["split"]} split, {sample});
+quality decoded {cond.get("quality_batch_size", 1)} prompts at a time where the runtime batches, latency one
+request at a time;
+commit {html.escape(str(cond.get("commit")))}, created {html.escape(doc["created"])}.
 Command: <code>{html.escape(str(doc.get("command")))}</code>. Versions: {html.escape(json.dumps(cond["versions"]))}.</p>
 </body></html>
 """
@@ -354,7 +590,9 @@ def _remember_recommendation(verdicts: list[dict]) -> None:
     if picks:
         home = edgewrite_home()
         home.mkdir(parents=True, exist_ok=True)
-        (home / "recommended.json").write_text(json.dumps(picks, indent=2) + "\n")
+        tmp = home / "recommended.json.tmp"
+        tmp.write_text(json.dumps(picks, indent=2) + "\n")
+        tmp.replace(home / "recommended.json")
 
 
 def recommended_artifact(device: str) -> str | None:
@@ -363,27 +601,49 @@ def recommended_artifact(device: str) -> str | None:
     path = edgewrite_home() / "recommended.json"
     if not path.is_file():
         return None
-    pick = json.loads(path.read_text()).get(device)
-    return pick if pick and (Path(pick) / "manifest.json").is_file() else None
+    try:
+        pick = json.loads(path.read_text()).get(device)
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return None
+    return pick if isinstance(pick, str) and (Path(pick) / "manifest.json").is_file() else None
+
+
+def markdown_report(doc: dict, verdicts: list[dict]) -> str:
+    head, rows = _task_table(doc)
+    per_task = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return (
+        "# edgewrite bench\n\n"
+        + markdown_table(doc)
+        + "\n\nPer task, with 95 % intervals:\n\n"
+        + "\n".join(per_task)
+        + "\n\n## Verdict\n\n"
+        + "\n\n".join("\n".join(v["text"]) for v in verdicts)
+        + "\n"
+    )
 
 
 def write_report(
     bench_dir: Path, out: Path | None, max_latency_ms: float | None, max_memory_mb: float | None
 ) -> tuple[dict, list[dict], Path]:
+    for name, value in (("--max-latency-ms", max_latency_ms), ("--max-memory-mb", max_memory_mb)):
+        if value is not None and value <= 0:
+            raise EdgewriteError(f"{name} {value:g}: a budget must be a positive number")
     doc = load_bench(bench_dir)
+    folder = bench_dir if bench_dir.is_dir() else bench_dir.parent
+    target = out or folder / "report.html"
+    if target.is_dir():
+        raise EdgewriteError(f"--out {target} is a folder; give the HTML file to write")
+    if not target.parent.is_dir():
+        raise EdgewriteError(f"--out {target}: folder {target.parent} does not exist")
     verdicts = verdict(doc, max_latency_ms, max_memory_mb)
-    target = out or (bench_dir if bench_dir.is_dir() else bench_dir.parent) / "report.html"
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(render_html(doc, verdicts), encoding="utf-8")
-    tmp.replace(target)
+    page = render_html(doc, verdicts, folder)
+    md = markdown_report(doc, verdicts)
+    try:
+        for path, text in ((target, page), (target.with_suffix(".md"), md)):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+    except OSError as e:
+        raise EdgewriteError(f"cannot write the report to {target} ({e.strerror}); choose a writable --out") from e
     _remember_recommendation(verdicts)
-    md = target.with_suffix(".md")
-    md.write_text(
-        "# edgewrite bench\n\n"
-        + markdown_table(doc)
-        + "\n\n## Verdict\n\n"
-        + "\n\n".join("\n".join(v["text"]) for v in verdicts)
-        + "\n",
-        encoding="utf-8",
-    )
     return doc, verdicts, target

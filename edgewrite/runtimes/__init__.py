@@ -27,6 +27,7 @@ class Generation:
 class Runtime(Protocol):
     name: str
     device: str
+    batches: bool  # generate() decodes several prompts together (else one after another)
     tokenizer: Any  # the artifact's transformers tokenizer: the prompt builder renders its chat template
 
     def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]: ...

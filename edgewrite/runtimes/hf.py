@@ -13,6 +13,7 @@ from edgewrite.runtimes import Generation
 
 class HFRuntime:
     name = "hf"
+    batches = True  # does generate() decode several prompts in one forward pass?
 
     def __init__(
         self, path: Path, device: str = "cpu", dtype: str = "float32", threads: int | None = None, batch_size: int = 8
@@ -27,14 +28,24 @@ class HFRuntime:
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
         if threads:
             torch.set_num_threads(threads)
-        self.device = device
-        self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         try:
-            self.model = self._load(path, device, getattr(torch, dtype))
+            model = self._load(path, device, getattr(torch, dtype))
         except Exception as e:  # noqa: BLE001 - safetensors, torch and transformers each raise their own types
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise EdgewriteError(f"could not load the model in {path} (corrupt or truncated?): {first}") from e
+        self._setup(model, tokenizer, device, batch_size)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, device: str = "cpu", batch_size: int = 8) -> HFRuntime:
+        """A runtime over a model already in memory (e.g. the one being trained), same decoding as a loaded one."""
+        runtime = cls.__new__(cls)
+        tokenizer.padding_side = "left"
+        runtime._setup(model, tokenizer, device, batch_size)
+        return runtime
+
+    def _setup(self, model: Any, tokenizer: Any, device: str, batch_size: int) -> None:
+        self.model, self.tokenizer, self.device, self.batch_size = model, tokenizer, device, batch_size
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         if self.tokenizer.pad_token_id is None:
@@ -75,6 +86,7 @@ class HFRuntime:
                     logits_processor=LogitsProcessorList([first]),
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=list(self.stop_ids),
+                    use_cache=True,
                 )
             total = time.perf_counter() - t0
             ttft = (first.at or t0 + total) - t0
@@ -116,6 +128,7 @@ class HFRuntime:
                     streamer=streamer,
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=list(self.stop_ids),
+                    use_cache=True,
                 )
 
         thread = threading.Thread(target=work, daemon=True)

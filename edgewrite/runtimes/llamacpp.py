@@ -13,6 +13,7 @@ from edgewrite.runtimes import Generation
 
 class LlamaCppRuntime:
     name = "llamacpp"
+    batches = False  # does generate() decode several prompts in one forward pass?
 
     def __init__(
         self,

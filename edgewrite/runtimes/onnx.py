@@ -13,6 +13,7 @@ from edgewrite.runtimes import Generation
 
 class OnnxRuntime:
     name = "onnx"
+    batches = False  # does generate() decode several prompts in one forward pass?
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
         try:

@@ -1,4 +1,4 @@
-"""eval, bench and report on the tiny model with two rows per evaluation set (official-test layout)."""
+"""eval, bench and report on the tiny model, in the official-test layout of every EditEval set."""
 
 import json
 import re
@@ -12,36 +12,41 @@ import pytest
 from edgewrite.artifacts import write_manifest
 from edgewrite.bench import SCHEMA, bench
 from edgewrite.errors import EdgewriteError
-from edgewrite.evaluate import EVAL_SETS, HEADLINE, gather
+from edgewrite.evaluate import EVAL_SETS, HEADLINE, MIN_GOLD_EDITS, evaluate, gather
 from edgewrite.report import load_bench, write_report
 from tests.conftest import TASK_ROWS, write_jsonl
 
-M2 = """S She go to school every days .
+# 12 sentences with 2 gold edits each: 24 >= MIN_GOLD_EDITS, so grammar's headline is M2 F0.5.
+M2_BLOCK = """S She go to school every days .
 A 1 2|||SVA|||goes|||REQUIRED|||-NONE-|||0
 A 5 6|||Nn|||day|||REQUIRED|||-NONE-|||0
-
-S This is fine .
-A -1 -1|||noop|||-NONE-|||REQUIRED|||-NONE-|||0
-
 """
+M2 = "\n".join(M2_BLOCK.replace("She", name) for name in ("She", "He", "Ann", "Bob", "Eve", "Tom") * 2) + "\n"
+
+
+def _first(rel: str | tuple[str, ...]) -> str:
+    return rel if isinstance(rel, str) else rel[0]
 
 
 @pytest.fixture()
 def test_split_dir(tmp_path: Path) -> Path:
-    """Every evaluation set's test file, two rows each."""
+    """Every evaluation set's official test layout: JSONL files (two rows each) and the M2 gold files."""
     root = tmp_path / "data"
     for spec in EVAL_SETS:
-        path = root / spec.files["test"]
+        if "test" not in spec.files:
+            continue
+        path = root / _first(spec.files["test"])
         if spec.kind == "m2":
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(M2)
+            for marker in spec.layout_marker.values():
+                write_jsonl(root / marker, [{"task": "grammar", "source": "x", "references": ["x"], "id": "m"}])
             continue
         task = spec.row_task or spec.task
-        pairs = TASK_ROWS["fluency" if spec.task == "fluency" else spec.task][:2]
         n_refs = 4 if "gleu" in spec.metrics else 1
         rows = [
-            {"task": task, "source": s, "references": [r] * n_refs, "id": f"{spec.name}-{i}"}
-            for i, (s, r) in enumerate(pairs)
+            {"task": task, "source": s, "references": [r] * n_refs, "id": f"{spec.name}-{task}-{i}"}
+            for i, (s, r) in enumerate(TASK_ROWS[spec.task][:2])
         ]
         existing = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
         write_jsonl(path, existing + rows)
@@ -56,11 +61,47 @@ def tiny_artifact(tiny_model_dir: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_gather_reads_test_files_of_every_task(test_split_dir: Path) -> None:
+def test_gather_reads_the_official_test_layout_of_every_task(test_split_dir: Path) -> None:
     sets = gather(test_split_dir, None, "test", limit=None)
     assert {s.spec.task for s in sets} == set(HEADLINE)
-    m2 = next(s for s in sets if s.spec.kind == "m2")
-    assert m2.rows[0]["references"] == ["She goes to school every day ."] and len(m2.m2) == 2
+    keys = {s.key for s in sets}
+    assert {"grammar/conll2014", "grammar/cweb-G", "neutralization/wnc"} <= keys
+    conll14 = next(s for s in sets if s.key == "grammar/conll2014")
+    assert conll14.rows[0]["references"] == ["She goes to school every day ."] and len(conll14.m2) == 12
+    # WNC's test sample arrives as wnc_sample/test.jsonl: it is found there.
+    assert next(s for s in sets if s.key == "neutralization/wnc").rows
+
+
+def test_a_test_layout_without_its_gold_file_is_refused(test_split_dir: Path) -> None:
+    (test_split_dir / "conll2014/raw/conll14st-test-data/noalt/official-2014.combined.m2").unlink()
+    with pytest.raises(EdgewriteError, match=r"conll2014/test.jsonl is there but its gold file .* is missing"):
+        gather(test_split_dir, ["grammar"], "test", limit=None)
+
+
+def test_a_malformed_m2_line_is_named_with_file_and_line(test_split_dir: Path) -> None:
+    path = test_split_dir / "conll2014/raw/conll14st-test-data/noalt/official-2014.combined.m2"
+    lines = path.read_text().splitlines()
+    lines[2] = "A five 6|||Nn|||day"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EdgewriteError, match=r"official-2014\.combined\.m2:3: not an M2 edit line"):
+        gather(test_split_dir, ["grammar"], "test", limit=None)
+
+
+def test_limit_draws_a_seeded_random_sample_not_the_first_rows(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_jsonl(
+        root / "stsb" / "dev.jsonl",
+        [{"task": "paraphrase", "source": f"row {i} .", "references": [f"r {i}"], "id": f"s{i}"} for i in range(50)],
+    )
+    first = gather(root, ["paraphrase"], "dev", limit=5)[0]
+    again = gather(root, ["paraphrase"], "dev", limit=5)[0]
+    ids = [r["id"] for r in first.rows]
+    assert ids == [r["id"] for r in again.rows] and len(ids) == 5 and first.total == 50
+    assert ids != [f"s{i}" for i in range(5)]
+    assert ids == sorted(ids, key=lambda x: int(x[1:])), "the sample keeps file order"
+    for bad in (0, -3):
+        with pytest.raises(EdgewriteError, match="give a positive number of rows"):
+            gather(root, ["paraphrase"], "dev", limit=bad)
 
 
 def test_a_task_without_rows_is_refused(test_split_dir: Path) -> None:
@@ -68,60 +109,69 @@ def test_a_task_without_rows_is_refused(test_split_dir: Path) -> None:
         gather(test_split_dir, ["clarity"], "dev", limit=None)
 
 
+def test_eval_writes_scores_with_intervals_and_every_row(tiny_artifact: Path, test_split_dir: Path) -> None:
+    result, target = evaluate(tiny_artifact, test_split_dir, ["grammar", "paraphrase"], split="test", batch_size=4)
+    assert result["headline_source"]["grammar"] == "conll2014 f0.5"  # 24 gold edits: the M2 path
+    assert result["sets"]["grammar/conll2014"]["gold_edits"] == 24 >= MIN_GOLD_EDITS
+    for task, ci in result["headline_ci"].items():
+        assert ci["lo"] <= result["headline"][task] <= ci["hi"]
+    rows = [json.loads(x) for x in (target / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == result["rows"] == 12 + 12 + 2 + 2 + 2  # conll2014, cweb-G (M2), gmeg, stsb, mrpc
+    assert json.loads((target / "eval.json").read_text())["mean"] == result["mean"]
+
+
+def test_eval_refuses_an_unwritable_out_before_generating(tiny_artifact: Path, test_split_dir: Path, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(EdgewriteError, match="is a file"):
+        evaluate(tiny_artifact, test_split_dir, ["grammar"], split="test", out=blocker)
+
+
 def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    doc = bench(
-        [],
-        out,
-        ["cpu"],
-        threads=1,
-        tasks=None,
-        limit=2,
-        split="test",
-        data_dir=test_split_dir,
-        quiet=True,
-        base=str(tiny_artifact),
-    )
-    assert doc["schema"] == SCHEMA and [c["artifact"] for c in doc["cells"]][0] == "copy"
+    args = dict(threads=1, tasks=None, limit=None, split="test", data_dir=test_split_dir, quiet=True)
+    doc = bench([], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
+    assert doc["schema"] == SCHEMA and doc["cells"][0]["artifact"] == "copy"
     cell = doc["cells"][1]
-    for key in ("load_s", "decode_tok_s", "peak_rss_mb", "size_mb"):
-        assert cell[key] is None or cell[key] >= 0
+    assert cell["size_mb"] > 0 and cell["load_s"] > 0 and cell["peak_rss_mb"] > 50
     assert cell["edit_latency_ms"]["p50"] > 0 and cell["ttft_ms"]["p95"] >= cell["ttft_ms"]["p50"]
-    assert set(cell["quality"]["headline"]) == set(HEADLINE) and cell["rows"] == 22
-    rows = (out / "rows" / next((out / "rows").iterdir()).name).read_text().splitlines()
-    assert {"source", "output", "references", "raw_output"} <= set(json.loads(rows[0]))
-    copy = doc["cells"][0]["quality"]["headline"]
-    assert copy["grammar"] == 0.0  # copy proposes no edit: F0.5 = 0
+    assert cell["quality_batch_size"] == 16 and cell["latency_rows"] == 24  # batched quality; 2 single requests a set
+    n_rows = sum(len(s.rows) for s in gather(test_split_dir, None, "test", limit=None))
+    assert set(cell["quality"]["headline"]) == set(HEADLINE) and cell["rows"] == n_rows == 12 + 12 + 2 * 10
+    assert cell["quality"]["headline_source"]["grammar"] == "conll2014 f0.5"
+    rows = (out / "rows" / f"{cell['id']}.jsonl").read_text().splitlines()
+    assert len(rows) == cell["rows"] and {"source", "output", "references", "raw_output"} <= set(json.loads(rows[0]))
+    copy = doc["cells"][0]["quality"]
+    assert copy["headline"]["grammar"] == 0.0  # copy proposes no edit: F0.5 = 0
+    assert all(copy["headline_ci"][t]["lo"] <= copy["headline"][t] <= copy["headline_ci"][t]["hi"] for t in HEADLINE)
+    (cmp,) = doc["comparisons"]  # base vs copy
+    assert {cmp["a"], cmp["b"]} == {"copy", cell["id"]} and set(cmp["tasks"]) == set(HEADLINE)
 
     # A re-run finds the finished cell and does not run it again.
-    stamp = (out / "cells").iterdir().__next__().stat().st_mtime
-    bench(
-        [],
-        out,
-        ["cpu"],
-        threads=1,
-        tasks=None,
-        limit=2,
-        split="test",
-        data_dir=test_split_dir,
-        quiet=True,
-        base=str(tiny_artifact),
-    )
-    assert next((out / "cells").iterdir()).stat().st_mtime == stamp
+    stamp = (out / "cells" / f"{cell['id']}.json").stat().st_mtime
+    bench([], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
+    assert (out / "cells" / f"{cell['id']}.json").stat().st_mtime == stamp
 
     _, verdicts, html_path = write_report(out, None, max_latency_ms=None, max_memory_mb=None)
     page = html_path.read_text()
-    assert "<svg" in page and "Verdict" in page
+    assert page.count("<svg") >= 3 and "Verdict" in page and "Budget" not in page
+    assert "No tuned artifact" in page  # only the base model was benched: nothing to ship
     # Self-contained: nothing is fetched (namespace URIs inside the SVG are names, not requests).
     assert not re.search(r"""(src|href)=["']https?://|<link|@import""", page)
     assert verdicts and verdicts[0]["device"] == "cpu"
+    md = html_path.with_suffix(".md").read_text()
+    assert "[" in md and "95 %" in md
     _chromium_opens(html_path)
 
 
 def _chromium_opens(page: Path) -> None:
-    """Where Chromium is installed (CI installs it), the page must load and render its verdict."""
+    """Where Chromium is installed (CI installs it; under CI=true it must be), the page loads and
+    renders its verdict."""
+    import os
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
+        assert os.environ.get("CI") != "true", "CI must install Chromium (apt-get install chromium)"
         return
     done = subprocess.run(
         [
@@ -140,12 +190,20 @@ def _chromium_opens(page: Path) -> None:
     assert done.returncode == 0 and "Verdict" in done.stdout
 
 
-def test_report_refuses_an_older_schema(tmp_path: Path) -> None:
-    (tmp_path / "bench.json").write_text(json.dumps({"schema": "edgewrite.bench/0", "cells": []}))
-    with pytest.raises(EdgewriteError, match="re-run `edgewrite bench`"):
+def test_report_refuses_an_older_schema_and_wrong_shapes(tmp_path: Path) -> None:
+    (tmp_path / "bench.json").write_text(json.dumps({"schema": "edgewrite.bench/1", "cells": []}))
+    with pytest.raises(EdgewriteError, match="re-run `edgewrite bench` with the same artifacts into a new --out"):
+        load_bench(tmp_path)
+    (tmp_path / "bench.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(EdgewriteError, match="re-run"):
+        load_bench(tmp_path)
+    (tmp_path / "bench.json").write_text(json.dumps({"schema": SCHEMA, "cells": [{"artifact": "copy"}]}))
+    with pytest.raises(EdgewriteError, match="lacks its quality scores"):
         load_bench(tmp_path)
     with pytest.raises(EdgewriteError, match="no bench.json"):
         load_bench(tmp_path / "nothing")
+    with pytest.raises(EdgewriteError, match="must be a positive number"):
+        write_report(tmp_path, None, max_latency_ms=-5, max_memory_mb=None)
 
 
 def test_bench_refuses_cuda_without_gpu_and_adapters(tmp_path: Path, tiny_artifact: Path) -> None:
@@ -172,8 +230,13 @@ def test_bench_refuses_cuda_without_gpu_and_adapters(tmp_path: Path, tiny_artifa
         )
 
 
-def test_eval_cli_without_manifest_exits_2(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "edgewrite.cli", "eval", str(tmp_path)], capture_output=True, text=True
-    )
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgewrite.cli", *args], capture_output=True, text=True)
+
+
+def test_eval_cli_bad_input_exits_2_with_one_line(tmp_path: Path, tiny_artifact: Path) -> None:
+    done = _cli("eval", str(tmp_path))
     assert done.returncode == 2 and "no manifest.json" in done.stderr
+    done = _cli("eval", str(tiny_artifact), "--limit", "0", "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "give a positive number of rows" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -1,0 +1,147 @@
+"""The verdict and ship logic on synthetic bench results: every branch, decided by the stored intervals."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgewrite.bench import SCHEMA
+from edgewrite.report import comparison, recommended_artifact, verdict, write_report
+from edgewrite.tasks import TASK_NAMES
+
+
+def _cell(cid: str, kind: str, mean: float, p50: float | None = None, rss: float | None = None, path: str = "") -> dict:
+    cell = {
+        "id": cid,
+        "artifact": path or cid,
+        "label": cid.replace("_", " "),
+        "kind": kind,
+        "device": "-" if cid == "copy" else "cpu",
+        "size_mb": 0.0 if cid == "copy" else 100.0,
+        "quality": {
+            "headline": {t: mean for t in TASK_NAMES},
+            "headline_ci": {t: {"value": mean, "lo": mean - 1, "hi": mean + 1} for t in TASK_NAMES},
+            "mean": mean,
+            "mean_ci": {"value": mean, "lo": mean - 1, "hi": mean + 1},
+            "sets": {},
+            "headline_source": {t: "x sari" for t in TASK_NAMES},
+        },
+    }
+    if p50 is not None:
+        cell.update(edit_latency_ms={"p50": p50, "p95": 2 * p50}, peak_rss_mb=rss, decode_tok_s=100.0)
+    return cell
+
+
+def _cmp(a: str, b: str, value: float, half: float = 1.0, tasks: dict | None = None) -> dict:
+    iv = {"value": value, "lo": value - half, "hi": value + half}
+    return {"a": a, "b": b, "tasks": {t: (tasks or {}).get(t, iv) for t in TASK_NAMES}, "mean": iv}
+
+
+def _doc(cells: list[dict], comparisons: list[dict]) -> dict:
+    return {
+        "schema": SCHEMA,
+        "created": "now",
+        "command": "test",
+        "conditions": {"cpu": "test cpu", "cores": 2, "threads": 2, "rows": 10, "split": "dev", "versions": {}},
+        "cells": cells,
+        "comparisons": comparisons,
+    }
+
+
+COPY = _cell("copy", "", 30)
+BASE = _cell("base", "base", 35, 1500, 900)
+MERGED = _cell("tuned_fp32", "merged", 42, 1500, 900)
+Q4 = _cell("tuned_q4", "quantized", 41.5, 300, 400)
+ONNX = _cell("tuned_onnx", "quantized", 41.8, 200, 500)
+
+
+def test_a_tuned_artifact_that_beats_copy_and_base_is_shipped_and_the_fastest_equal_one_wins() -> None:
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4, ONNX],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, ONNX)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, ONNX)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),  # not significantly worse than the best
+            _cmp("tuned_onnx", "tuned_fp32", -0.2),
+        ],
+    )
+    (v,) = verdict(doc, None, None)
+    assert v["ship"] == "tuned onnx"  # within the best's interval and the fastest
+    assert v["vs_copy"]["mean"] == 1 and v["vs_base"]["mean"] == 1
+    text = "\n".join(v["text"])
+    assert "Worth it: yes" in text and "Budget" not in text
+    assert "no significant loss on any task" in text  # against its fp32 parent
+
+
+def test_an_artifact_significantly_worse_than_the_best_is_not_shipped_even_if_faster() -> None:
+    doc = _doc(
+        [COPY, BASE, MERGED, ONNX],
+        [_cmp("tuned_onnx", "tuned_fp32", -3.0), _cmp("tuned_fp32", "copy", 12), _cmp("tuned_fp32", "base", 7)],
+    )
+    (v,) = verdict(doc, None, None)
+    assert v["ship"] == "tuned fp32"
+
+
+def test_inside_the_interval_of_the_base_model_is_not_yet_worth_it() -> None:
+    doc = _doc(
+        [COPY, BASE, Q4],
+        [_cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 0.5, half=2.0)],
+    )
+    (v,) = verdict(doc, None, None)
+    text = "\n".join(v["text"])
+    assert "Worth it: not yet" in text and "no significant difference on" in text
+
+
+def test_not_better_than_copy_is_a_no_and_worse_tasks_are_named() -> None:
+    worse = {"grammar": {"value": -4.0, "lo": -6.0, "hi": -2.0}}
+    doc = _doc([COPY, BASE, Q4], [_cmp("tuned_q4", "copy", 0.3, half=1.0, tasks=worse), _cmp("tuned_q4", "base", 5)])
+    (v,) = verdict(doc, None, None)
+    text = "\n".join(v["text"])
+    assert "Worth it: no" in text and "significantly worse on grammar -4.0 [-6.0, -2.0]" in text
+    doc = _doc([COPY, BASE, Q4], [_cmp("tuned_q4", "copy", 5, tasks=worse), _cmp("tuned_q4", "base", 5)])
+    assert "Worth it: partly" in "\n".join(verdict(doc, None, None)[0]["text"])
+
+
+def test_budgets_exclude_and_are_stated() -> None:
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4],
+        [_cmp("tuned_q4", "tuned_fp32", -0.5), _cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 6)],
+    )
+    (v,) = verdict(doc, max_latency_ms=100, max_memory_mb=None)
+    assert v["ship"] is None and "No tuned artifact on cpu fits the budget" in v["text"][0]
+    (v,) = verdict(doc, max_latency_ms=None, max_memory_mb=450)
+    assert v["ship"] == "tuned q4" and v["text"][-1] == "Budget: peak RSS ≤ 450 MB."
+
+
+def test_comparisons_are_read_in_either_direction() -> None:
+    doc = _doc([COPY, Q4], [_cmp("copy", "tuned_q4", -5)])
+    flipped = comparison(doc, "tuned_q4", "copy")
+    assert flipped["mean"] == {"value": 5, "lo": 4, "hi": 6}
+    assert comparison(doc, "tuned_q4", "nothing") is None
+
+
+def test_the_recommendation_is_written_and_read_back_for_assist_and_serve(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EDGEWRITE_HOME", str(tmp_path / "home"))
+    artifact = tmp_path / "q4"
+    artifact.mkdir()
+    (artifact / "manifest.json").write_text("{}")
+    q4 = {**Q4, "artifact": str(artifact)}
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    doc = _doc([COPY, BASE, q4], [_cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 6)])
+    (bench_dir / "bench.json").write_text(json.dumps(doc))
+    _, verdicts, page = write_report(bench_dir, None, None, None)
+    assert verdicts[0]["artifact"] == str(artifact)
+    assert json.loads((tmp_path / "home" / "recommended.json").read_text()) == {"cpu": str(artifact)}
+    assert recommended_artifact("cpu") == str(artifact) and recommended_artifact("cuda") is None
+    assert "Worth it: yes" in page.with_suffix(".md").read_text()
+    (tmp_path / "home" / "recommended.json").write_text("[not a mapping]")
+    assert recommended_artifact("cpu") is None  # a damaged file falls back to the default model
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_budgets_must_be_positive(tmp_path: Path, bad: float) -> None:
+    from edgewrite.errors import EdgewriteError
+
+    with pytest.raises(EdgewriteError, match="positive"):
+        write_report(tmp_path, None, bad, None)
