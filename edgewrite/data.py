@@ -211,6 +211,36 @@ def _cap(
     return out
 
 
+_NOISE_SOURCE_TASKS = ("simplification", "paraphrase", "clarity", "coherence", GENERAL)
+
+
+def _with_synthetic_errors(train: list[dict], config: DataConfig, seed: int) -> list[dict]:
+    """Add (noisy -> clean) grammar and fluency rows made from the clean answers of other training rows
+    (training rows only, so no dev text can leak through the noise)."""
+    from edgewrite.noise import synthetic_pairs
+
+    texts = [r["references"][0] for r in sorted(train, key=lambda r: r["id"]) if r["task"] in _NOISE_SOURCE_TASKS]
+    targets = [t for t in ("grammar", "fluency") if t in config.tasks]
+    pairs = synthetic_pairs(texts, config.synthetic_errors * len(targets), seed)
+    rows = []
+    for i, (noisy, clean, _rules) in enumerate(pairs):
+        task = targets[i % len(targets)]
+        row_id = f"synthetic-{task}-{i}"
+        rows.append(
+            {
+                "id": row_id,
+                "task": task,
+                "dataset": "synthetic",
+                "instruction": pick_instruction(task, row_id),
+                "source": noisy,
+                "references": [clean],
+            }
+        )
+    out = train + rows
+    random.Random(f"{seed}-synthetic").shuffle(out)
+    return out
+
+
 def build_dataset(
     config: DataConfig, out: Path, seed: int = 42, force: bool = False, data_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -228,6 +258,8 @@ def build_dataset(
             train_caps[task] = max(1, round(config.train_per_task * config.task_weights.get(task, 1.0)))
     train_caps[GENERAL] = config.general
     train = _cap(train, train_caps, seed, config.max_unchanged_fraction)
+    if config.synthetic_errors:
+        train = _with_synthetic_errors(train, config, seed)
     dev = _cap(dev, {t: config.dev_per_task for t in config.tasks}, seed)
     if not train:
         raise EdgewriteError("the data recipe leaves no training rows; raise the caps or add sources")

@@ -23,7 +23,7 @@ def stage_dirs(recipe: Recipe) -> dict[str, Path]:
 def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: Any = print) -> dict[str, Path]:
     from edgewrite.data import build_dataset
     from edgewrite.merge import merge
-    from edgewrite.train import tune, tune_fingerprint
+    from edgewrite.train import resume_state, tune, tune_fingerprint
 
     dirs = stage_dirs(recipe)
 
@@ -49,16 +49,9 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
 
     tune_fp = tune_fingerprint(recipe.train, recipe.model, data_manifest)
     before = finished(dirs["tune"], tune_fp)
-    partial = dirs["tune"].with_name(dirs["tune"].name + ".partial")
-    fp_file = partial / ".fingerprint"
-    resume = (
-        not before
-        and fp_file.is_file()
-        and fp_file.read_text() == tune_fp
-        and any((partial / "checkpoints").glob("checkpoint-*"))
-    )
+    resume = not before and resume_state(dirs["tune"], tune_fp) is not None
     if resume:
-        log(f"[tune] resuming from the last checkpoint in {partial}")
+        log(f"[tune] resuming from {resume_state(dirs['tune'], tune_fp)}")
     tune_manifest = tune(
         recipe.train, recipe.model, dirs["data"], dirs["tune"], resume=resume, force=force, quiet=quiet
     )

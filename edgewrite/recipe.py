@@ -45,7 +45,7 @@ class DataSource(_Strict):
 
 def _default_sources() -> list[DataSource]:
     rows = [
-        ("conll2013/train.jsonl", "train"),
+        ("conll2013/train.jsonl", "split"),
         ("cweb/dev.jsonl", "split"),
         ("gmeg/dev.jsonl", "split"),
         ("jfleg/dev.jsonl", "dev"),
@@ -72,8 +72,13 @@ class DataConfig(_Strict):
     task_weights: dict[str, float] = Field(default_factory=dict, description="multiplies train_per_task")
     general: int = Field(default=0, ge=0, description="general-instruction rows (Alpaca) to mix in")
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
-    prompt_style: Literal["chat", "alpaca"] = "chat"
+    prompt_style: Literal["chat", "chat-nosystem", "alpaca"] = "chat"
     max_chars: int = Field(default=1200, ge=16, description="drop rows whose source or target is longer")
+    synthetic_errors: int = Field(
+        default=0,
+        ge=0,
+        description="rows of synthetic learner errors (noisy -> clean) added to each of grammar and fluency",
+    )
     max_unchanged_fraction: float = Field(
         default=0.1,
         ge=0,
@@ -123,6 +128,21 @@ class TrainConfig(_Strict):
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: all cores)")
+    edit_weight: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="loss weight of answer tokens that change the input (edit-weighted MLE); 1 = plain loss",
+    )
+    answer_only_logits: bool = Field(
+        default=True, description="compute the LM head and loss only where a label is (the answer tokens)"
+    )
+    # Selection on dev: every eval_steps, generate on a fixed seeded dev subset (eval_rows per task, the
+    # task's headline set) with the same code as `edgewrite eval`; the best checkpoint by mean headline
+    # score (ties: lower dev loss) is the one saved.
+    eval_steps: int | None = Field(default=None, ge=1, description="score on dev every N steps (None: no selection)")
+    eval_rows: int = Field(default=40, ge=1, description="dev rows per task for selection")
+    eval_batch_size: int = Field(default=16, ge=1)
+    early_stopping: int | None = Field(default=None, ge=1, description="stop after N evaluations without gain")
 
 
 class QuantizeSpec(_Strict):

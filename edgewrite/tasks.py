@@ -172,12 +172,26 @@ def user_message(instruction: str, text: str) -> str:
     return f"{instruction.rstrip('.:')}:\n{text}"
 
 
+# How a request is rendered; the style travels in every artifact's manifest ("prompt_style").
+# chat: the model's chat template as is (SmolLM2's adds a 16-token default system prompt to every
+# request); chat-nosystem: the same template with an empty system turn instead of that default;
+# alpaca: the Writing-Alpaca paper's prompt.
+PROMPT_STYLES = ("chat", "chat-nosystem", "alpaca")
+
+
+def chat_messages(messages: list[dict[str, str]], style: str = "chat") -> list[dict[str, str]]:
+    """A conversation as the style renders it: chat-nosystem adds an empty system turn if none is given."""
+    if style == "chat-nosystem" and not any(m["role"] == "system" for m in messages):
+        return [{"role": "system", "content": ""}, *messages]
+    return messages
+
+
 def build_prompt(tokenizer: Any, instruction: str, text: str, style: str = "chat") -> str:
     """The text the model is given; the answer follows it directly."""
     if style == "alpaca":
         template = ALPACA_TEMPLATE if text else ALPACA_TEMPLATE_NO_INPUT
         return _bos(tokenizer) + template.format(instruction=instruction, input=text)
-    messages = [{"role": "user", "content": user_message(instruction, text)}]
+    messages = chat_messages([{"role": "user", "content": user_message(instruction, text)}], style)
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 

@@ -1,26 +1,37 @@
-"""LoRA or full fine-tuning with transformers' Trainer.
+"""LoRA or full fine-tuning with transformers' Trainer, with selection on dev.
 
-Loss on the response tokens only; batches grouped by length and padded dynamically (to a multiple
-of 8) so that padding does not eat the step; bf16 autocast where the hardware has it (CUDA, and
-CPUs with AMX or AVX-512 bf16); checkpoints every N steps into the staged folder, and ``resume``
-continues from the last one.
+Loss on the response tokens only, and by default the LM head runs only there too (transformers'
+``logits_to_keep`` boolean mask with ``shift_labels``: SmolLM2's 49,152-way head is a fifth of its
+FLOPs and most positions are prompt). Batches are grouped by length and padded dynamically; bf16
+autocast where the hardware has it (CUDA, CPUs with AMX or AVX-512 bf16). Checkpoints go into the
+staged folder and ``resume`` continues from the last one.
+
+With ``train.eval_steps``, every N steps (at each checkpoint) a fixed seeded dev subset is edited by
+the model being trained and scored by ``edgewrite.evaluate`` (the code ``edgewrite eval`` runs); the
+checkpoint with the best mean headline score (ties: lower dev loss) is the one written out.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
 from edgewrite.recipe import TrainConfig
-from edgewrite.tasks import build_prompt, stop_text
+from edgewrite.tasks import GENERAL, build_prompt, stop_text
 
 _CHECKPOINTS = "checkpoints"
 _FP_FILE = ".fingerprint"
+_BEST = "best"
+_SELECTION = "selection.json"
+_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json")
 
 
 def cpu_has_bf16() -> bool:
@@ -52,26 +63,50 @@ def use_bf16(setting: str | bool, device: str) -> bool:
     return supported
 
 
-def encode_rows(rows: list[dict], tokenizer: Any, style: str, max_length: int) -> tuple[list[dict], int]:
-    """Token ids with labels masked (-100) over the prompt; rows longer than max_length are dropped."""
+def edit_marks(source_ids: list[int], target_ids: list[int]) -> list[bool]:
+    """Which target tokens make an edit: those a token alignment with the source marks as replaced or
+    inserted, and the token right after a deletion (where the model must decide to skip)."""
+    import difflib
+
+    marks = [False] * len(target_ids)
+    for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(a=source_ids, b=target_ids, autojunk=False).get_opcodes():
+        if op in ("replace", "insert"):
+            marks[j1:j2] = [True] * (j2 - j1)
+        elif op == "delete" and j1 < len(marks):
+            marks[j1] = True
+    return marks
+
+
+def encode_rows(
+    rows: list[dict], tokenizer: Any, style: str, max_length: int, edit_weight: float = 1.0
+) -> tuple[list[dict], int]:
+    """Token ids with labels masked (-100) over the prompt; rows longer than max_length are dropped.
+
+    With ``edit_weight`` > 1 each row also gets per-token loss weights: answer tokens that change the
+    input weigh ``edit_weight``, the others 1 (the edit-weighted MLE of Junczys-Dowmunt et al., 2018,
+    against a small model's pull towards copying its input)."""
     stop = stop_text(tokenizer, style)
     encoded, too_long = [], 0
     for row in rows:
         prompt = build_prompt(tokenizer, row["instruction"], row["source"], style)
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        t_ids = tokenizer(row["references"][0] + stop, add_special_tokens=False)["input_ids"]
+        answer = tokenizer(row["references"][0], add_special_tokens=False)["input_ids"]
+        t_ids = answer + tokenizer(stop, add_special_tokens=False)["input_ids"]
         ids = p_ids + t_ids
         if len(ids) > max_length:
             too_long += 1
             continue
-        encoded.append(
-            {
-                "input_ids": ids,
-                "attention_mask": [1] * len(ids),
-                "labels": [-100] * len(p_ids) + t_ids,
-                "length": len(ids),
-            }
-        )
+        item = {
+            "input_ids": ids,
+            "attention_mask": [1] * len(ids),
+            "labels": [-100] * len(p_ids) + t_ids,
+            "length": len(ids),
+        }
+        if edit_weight != 1.0:
+            source = tokenizer(row["source"], add_special_tokens=False)["input_ids"]
+            marks = edit_marks(source, answer) + [False] * (len(t_ids) - len(answer))
+            item["loss_weights"] = [0.0] * len(p_ids) + [edit_weight if m else 1.0 for m in marks]
+        encoded.append(item)
     return encoded, too_long
 
 
@@ -80,67 +115,444 @@ def _read_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-class _TokenCounter:
-    """Wraps a collator to count the real (non-padding) tokens the trainer consumes."""
+class Collator:
+    """Pads a batch (to a multiple of 8), counts its real tokens, and with ``answer_only`` asks the
+    model for logits only where the next token is a label: a boolean ``logits_to_keep`` mask and the
+    matching ``shift_labels``. Per-token ``loss_weights`` (edit weighting) are shifted alike."""
 
-    def __init__(self, collator: Any) -> None:
-        self.collator = collator
+    def __init__(self, tokenizer: Any, answer_only: bool) -> None:
+        from transformers import DataCollatorForSeq2Seq
+
+        self.pad = DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, label_pad_token_id=-100, padding=True)
+        self.answer_only = answer_only
         self.tokens = 0
         self.padded = 0
 
     def __call__(self, features: list[dict]) -> Any:
-        batch = self.collator([{k: v for k, v in f.items() if k != "length"} for f in features])
+        import torch
+
+        weights = [f.get("loss_weights") for f in features]
+        batch = self.pad([{k: v for k, v in f.items() if k not in ("length", "loss_weights")} for f in features])
         self.tokens += int(batch["attention_mask"].sum())
         self.padded += int(batch["attention_mask"].numel())
+        labels = batch["labels"]
+        nxt = torch.full_like(labels, -100)
+        nxt[:, :-1] = labels[:, 1:]
+        keep = nxt != -100
+        if self.answer_only:
+            batch["logits_to_keep"] = keep
+            batch["shift_labels"] = nxt[keep]
+        if all(w is not None for w in weights):
+            w = torch.zeros(labels.shape, dtype=torch.float32)
+            for i, row in enumerate(weights):
+                w[i, : len(row) - 1] = torch.tensor(row[1:])  # the weight of the label each position predicts
+            batch["loss_weights"] = w[keep] if self.answer_only else w
         return batch
 
 
-def _progress_callback(counter: _TokenCounter, quiet: bool) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-    from transformers import TrainerCallback
+def _trainer_class() -> Any:
+    import torch
+    from transformers import Trainer
 
-    class RichProgress(TrainerCallback):
-        def __init__(self) -> None:
-            self.progress: Progress | None = None
-            self.task = None
-            self.loss = float("nan")
-            self.t0 = 0.0
-            self.tokens0 = 0
+    class WeightedTrainer(Trainer):
+        """transformers' Trainer; with per-token ``loss_weights`` in the batch, the weighted cross-entropy
+        (normalized by the total weight) replaces the model's own mean loss."""
 
-        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
-            self.progress = Progress(
-                TextColumn("[bold]tune"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} steps"),
-                TextColumn("loss {task.fields[loss]:.3f}"),
-                TextColumn("{task.fields[tps]:.0f} tok/s"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                disable=quiet,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "tune", total=state.max_steps, completed=state.global_step, loss=float("nan"), tps=0.0
-            )
-            self.t0, self.tokens0 = time.perf_counter(), counter.tokens
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
+            weights = inputs.pop("loss_weights", None)
+            if weights is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            target = inputs.pop("shift_labels", None)
+            outputs = model(**inputs)
+            logits = outputs.logits
+            if target is None:  # every position's logits: shift here
+                logits = logits[:, :-1].reshape(-1, logits.shape[-1])
+                target = labels[:, 1:].reshape(-1)
+                weights = weights[:, :-1].reshape(-1)
+            ce = torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=-100, reduction="none")
+            loss = (ce * weights).sum() / weights.sum().clamp(min=1e-9)
+            return (loss, outputs) if return_outputs else loss
 
-        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
-            if logs and "loss" in logs:
-                self.loss = logs["loss"]
-
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
-            tps = (counter.tokens - self.tokens0) / max(time.perf_counter() - self.t0, 1e-9)
-            self.progress.update(self.task, completed=state.global_step, loss=self.loss, tps=tps)
-
-        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
-            if self.progress:
-                self.progress.stop()
-
-    return RichProgress()
+    return WeightedTrainer
 
 
 def tune_fingerprint(config: TrainConfig, model_ref: str, data_manifest: dict) -> str:
     return fingerprint({"train": config.model_dump(), "model": model_ref, "data": data_manifest["fingerprint"]})
+
+
+def resume_state(out: Path, fp: str) -> str | None:
+    """The last checkpoint of an interrupted tune of these settings into ``out``, else None."""
+    partial = out.with_name(out.name + ".partial")
+    fp_file = partial / _FP_FILE
+    if not fp_file.is_file() or fp_file.read_text() != fp or not (partial / _CHECKPOINTS).is_dir():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(partial / _CHECKPOINTS))
+
+
+def _resume_checkpoint(out: Path, fp: str) -> str:
+    partial = out.with_name(out.name + ".partial")
+    fp_file = partial / _FP_FILE
+    if partial.is_dir() and fp_file.is_file() and fp_file.read_text() != fp:
+        raise EdgewriteError(
+            f"the interrupted tune in {partial} was made with other settings (train, selection or data); "
+            "restore them, or run without --resume to start over"
+        )
+    checkpoint = resume_state(out, fp)
+    if checkpoint is None:
+        raise EdgewriteError(f"no checkpoint saved yet in {partial}; run without --resume")
+    return checkpoint
+
+
+@dataclass
+class _Run:
+    """What every step of a tune shares: where it runs and on what."""
+
+    device: str
+    bf16: bool
+    style: str
+    tokenizer: Any
+    dataset: Any
+    too_long: int
+    model_path: Path
+    data_dir: Path
+    data_manifest: dict
+    train_rows: list[dict] = field(default_factory=list)
+
+
+def _setup(config: TrainConfig, model_path: Path, data_dir: Path, data_manifest: dict) -> _Run:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    device = pick_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    bf16 = use_bf16(config.bf16, device)
+    style = data_manifest.get("prompt_style", "chat")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = _read_rows(data_dir / "train.jsonl")
+    encoded, too_long = encode_rows(rows, tokenizer, style, config.max_length, config.edit_weight)
+    if not encoded:
+        raise EdgewriteError(f"every training row is longer than train.max_length={config.max_length}")
+    return _Run(
+        device, bf16, style, tokenizer, Dataset.from_list(encoded), too_long, model_path, data_dir, data_manifest, rows
+    )
+
+
+def total_steps(config: TrainConfig, rows: int) -> int:
+    if config.max_steps > 0:
+        return config.max_steps
+    per_epoch = math.ceil(rows / config.batch_size / config.grad_accum)
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def _build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
+    import torch
+    from transformers import AutoModelForCausalLM, set_seed
+
+    from edgewrite import quiet_gptqmodel
+
+    quiet_gptqmodel()
+    set_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    if config.method == "full":
+        return model, sum(p.numel() for p in model.parameters())
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_targets,
+            task_type="CAUSAL_LM",
+        ),
+    )
+    return model, sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class DevSelection:
+    """Scores checkpoints on a fixed dev subset with the eval code, keeps the best one's weights."""
+
+    def __init__(self, config: TrainConfig, run: _Run, folder: Path) -> None:
+        from edgewrite.evaluate import gather, training_keys
+
+        self.config, self.run, self.folder = config, run, folder
+        tasks = sorted(t for t in run.data_manifest.get("counts", {}) if t != GENERAL)
+        exclude, fraction = training_keys({"data": {"path": str(run.data_dir)}})
+        self.sets = gather(
+            Path(run.data_manifest["data_dir"]), tasks, "dev", config.eval_rows, exclude, fraction, headline_only=True
+        )
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.seconds = 0.0
+        self._dev_loss_rows = self._loss_rows()
+
+    def _loss_rows(self) -> list[dict]:
+        from edgewrite.tasks import TASKS
+
+        rows = [
+            {
+                "instruction": TASKS[s.spec.task].default_instruction,
+                "source": r["source"],
+                "references": r["references"],
+            }
+            for s in self.sets
+            for r in s.rows
+        ]
+        encoded, _ = encode_rows(rows, self.run.tokenizer, self.run.style, 10_000)
+        return encoded
+
+    def load(self, step: int) -> None:
+        """On resume: the history up to the checkpoint being resumed."""
+        path = self.folder / _SELECTION
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            self.history = [h for h in saved["history"] if h["step"] <= step]
+            best = saved.get("best") or {}
+            self.best = best if best and best["step"] <= step else None
+            self.seconds = saved.get("seconds", 0.0)
+
+    def _dev_loss(self, model: Any) -> float:
+        import torch
+
+        collate = Collator(self.run.tokenizer, answer_only=False)
+        total, count = 0.0, 0
+        rows = self._dev_loss_rows
+        with torch.inference_mode(), self._autocast():
+            for i in range(0, len(rows), self.config.eval_batch_size):
+                batch = collate(rows[i : i + self.config.eval_batch_size])
+                batch = {k: v.to(self.run.device) for k, v in batch.items()}
+                out = model(**batch)
+                n = int((batch["labels"][:, 1:] != -100).sum())
+                total += float(out.loss) * n
+                count += n
+        return total / max(count, 1)
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        # On CPU, bf16 autocast makes decoding slower (casts cost more than they save at this size).
+        if not self.run.bf16 or self.run.device != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast(self.run.device, dtype=torch.bfloat16)
+
+    def evaluate(self, model: Any, step: int) -> dict:
+        from transformers import AutoTokenizer
+
+        from edgewrite.evaluate import run_eval, score_outputs
+        from edgewrite.runtimes.hf import HFRuntime
+
+        t0 = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        tokenizer = AutoTokenizer.from_pretrained(self.run.model_path)  # left padding, apart from training's
+        runtime = HFRuntime.from_model(model, tokenizer, self.run.device, self.config.eval_batch_size)
+        with self._autocast():
+            outputs, _, _ = run_eval(runtime, self.run.style, self.sets, batch_size=self.config.eval_batch_size)
+        quality = score_outputs(self.sets, outputs, resamples=0)
+        dev_loss = self._dev_loss(model)
+        if was_training:
+            model.train()
+        entry = {
+            "step": step,
+            "mean": quality["mean"],
+            "headline": quality["headline"],
+            "dev_loss": round(dev_loss, 5),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        self.seconds += entry["seconds"]
+        self.history.append(entry)
+        return entry
+
+    def is_better(self, entry: dict) -> bool:
+        if self.best is None:
+            return True
+        if entry["mean"] != self.best["mean"]:
+            return entry["mean"] > self.best["mean"]
+        return entry["dev_loss"] < self.best["dev_loss"]
+
+    def keep(self, entry: dict, checkpoint: Path) -> None:
+        """The checkpoint's weights become the best (staged, then renamed)."""
+        staging = self.folder / (_BEST + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name in _WEIGHT_FILES:
+            if (checkpoint / name).is_file():
+                shutil.copy2(checkpoint / name, staging / name)
+        shutil.rmtree(self.folder / _BEST, ignore_errors=True)
+        os.replace(staging, self.folder / _BEST)
+        self.best = entry
+
+    def evaluations_without_gain(self) -> int:
+        if self.best is None:
+            return len(self.history)
+        return sum(1 for h in self.history if h["step"] > self.best["step"])
+
+    def save(self) -> None:
+        path = self.folder / _SELECTION
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"history": self.history, "best": self.best, "seconds": round(self.seconds, 1)}, indent=2) + "\n"
+        )
+        os.replace(tmp, path)
+
+    def summary(self) -> dict:
+        return {
+            "best_step": self.best["step"] if self.best else None,
+            "best_mean": self.best["mean"] if self.best else None,
+            "best_headline": self.best["headline"] if self.best else None,
+            "eval_rows_per_task": self.config.eval_rows,
+            "sets": {s.key: len(s.rows) for s in self.sets},
+            "history": self.history,
+            "eval_seconds": round(self.seconds, 1),
+        }
+
+
+def _callbacks(collate: Collator, quiet: bool, selector: DevSelection | None, checkpoints: Path) -> list[Any]:
+    from transformers import TrainerCallback
+
+    from edgewrite.progress import Progress
+
+    class Track(TrainerCallback):
+        """Progress with loss, tok/s and the last dev score; selection at every checkpoint."""
+
+        def __init__(self) -> None:
+            self.bar: Progress | None = None
+            self.t0 = 0.0
+            self.tokens0 = 0
+            self.eval_s = 0.0
+
+        def on_train_begin(self, args, state, control, model=None, **kw):  # noqa: ANN001
+            self.bar = Progress(
+                "tune",
+                state.max_steps,
+                quiet=quiet,
+                fields={"loss": float("nan"), "tps": 0.0, "dev": "-"},
+                fmt="loss {loss:.3f} | {tps:.0f} tok/s | dev {dev}",
+            ).__enter__()
+            self.bar.update(completed=state.global_step)
+            self.t0, self.tokens0 = time.perf_counter(), collate.tokens
+            if selector is not None:
+                selector.load(state.global_step)
+                if selector.history:
+                    self.bar.update(dev=f"{selector.history[-1]['mean']:.2f}")
+                last = checkpoints / f"checkpoint-{state.global_step}"
+                if (
+                    state.global_step
+                    and last.is_dir()
+                    and not any(h["step"] == state.global_step for h in selector.history)
+                ):
+                    self._select(state.global_step, model, last, control)
+
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            if logs and "loss" in logs and self.bar:
+                self.bar.update(loss=logs["loss"])
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            if selector is not None and state.global_step == state.max_steps:
+                control.should_save = True  # the last step is a checkpoint, so it is scored too
+            train_s = max(time.perf_counter() - self.t0 - self.eval_s, 1e-9)
+            if self.bar:
+                self.bar.update(completed=state.global_step, tps=(collate.tokens - self.tokens0) / train_s)
+
+        def on_save(self, args, state, control, model=None, **kw):  # noqa: ANN001
+            if selector is not None:
+                self._select(state.global_step, model, checkpoints / f"checkpoint-{state.global_step}", control)
+
+        def _select(self, step, model, checkpoint, control) -> None:  # noqa: ANN001
+            t0 = time.perf_counter()
+            entry = selector.evaluate(model, step)
+            if selector.is_better(entry):
+                selector.keep(entry, checkpoint)
+            selector.save()
+            self.eval_s += time.perf_counter() - t0
+            best = selector.best
+            if self.bar:
+                self.bar.update(dev=f"{entry['mean']:.2f}")
+                self.bar.log(
+                    f"step {step}: dev mean {entry['mean']:.2f}, dev loss {entry['dev_loss']:.4f} "
+                    f"(best {best['mean']:.2f} at step {best['step']})"
+                )
+            patience = selector.config.early_stopping
+            if patience and selector.evaluations_without_gain() >= patience:
+                control.should_training_stop = True
+                if self.bar:
+                    self.bar.log(f"early stop: {patience} evaluations without gain")
+
+        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
+            if self.bar:
+                self.bar.__exit__(None, None, None)
+
+    return [Track()]
+
+
+def _training_args(config: TrainConfig, run: _Run, folder: Path, selecting: bool) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(folder / _CHECKPOINTS),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=config.scheduler,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.eval_steps if selecting else config.save_steps,
+        save_total_limit=2,
+        bf16=run.bf16,
+        use_cpu=run.device == "cpu",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        activation_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def _write_artifact(
+    tmp: Path, trainer: Any, run: _Run, config: TrainConfig, selector: DevSelection | None, **fields: Any
+) -> dict[str, Any]:
+    if selector is not None and (tmp / _BEST).is_dir():
+        for f in (tmp / _BEST).iterdir():  # the best checkpoint's weights are the artifact
+            os.replace(f, tmp / f.name)
+        shutil.rmtree(tmp / _BEST)
+        if config.method == "full":
+            trainer.model.generation_config.save_pretrained(tmp)
+    else:
+        trainer.model.save_pretrained(tmp)
+        if config.method == "full":
+            trainer.model.generation_config.save_pretrained(tmp)
+    run.tokenizer.save_pretrained(tmp)
+    for leftover in (_CHECKPOINTS, _SELECTION, _FP_FILE):
+        path = tmp / leftover
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    return write_manifest(
+        tmp,
+        "adapter" if config.method == "lora" else "full",
+        format="peft" if config.method == "lora" else "safetensors",
+        prompt_style=run.style,
+        stop_token=stop_text(run.tokenizer, run.style),
+        train=config.model_dump(),
+        **fields,
+    )
 
 
 def tune(
@@ -157,148 +569,82 @@ def tune(
     fp = tune_fingerprint(config, model_ref, data_manifest)
     if existing_matches(out, fp, force):
         return read_manifest(out)
-
     from edgewrite.models import resolve_model
 
     info = resolve_model(model_ref)
-    partial = out.with_name(out.name + ".partial")
-    checkpoint = None
-    if resume:
-        if not partial.is_dir() or (partial / _FP_FILE).is_file() and (partial / _FP_FILE).read_text() != fp:
-            raise EdgewriteError(f"nothing to resume at {partial} for these settings; run without --resume")
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if (partial / _CHECKPOINTS).is_dir():
-            checkpoint = get_last_checkpoint(str(partial / _CHECKPOINTS))
-        if checkpoint is None:
-            raise EdgewriteError(f"no checkpoint saved yet in {partial}; run without --resume")
-
-    import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-    device = pick_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    bf16 = use_bf16(config.bf16, device)
-    style = data_manifest.get("prompt_style", "chat")
-    tokenizer = AutoTokenizer.from_pretrained(info.path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    train_rows = _read_rows(data_dir / "train.jsonl")
-    encoded, too_long = encode_rows(train_rows, tokenizer, style, config.max_length)
-    if not encoded:
-        raise EdgewriteError(f"every training row is longer than train.max_length={config.max_length}")
-
-    from datasets import Dataset
-
-    dataset = Dataset.from_list(encoded)
-    set_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(info.path, dtype=torch.float32)
-    trainable = sum(p.numel() for p in model.parameters())
-    if config.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=config.lora_targets,
-                task_type="CAUSAL_LM",
-            ),
+    checkpoint = _resume_checkpoint(out, fp) if resume else None
+    run = _setup(config, info.path, data_dir, data_manifest)
+    steps = total_steps(config, len(run.dataset))
+    if config.eval_steps and config.eval_steps > steps:
+        raise EdgewriteError(
+            f"train.eval_steps={config.eval_steps} exceeds the run's {steps} steps; "
+            f"lower it (e.g. {max(1, steps // 4)})"
         )
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    partial = out.with_name(out.name + ".partial")
+    selector = DevSelection(config, run, partial) if config.eval_steps else None
+    model, trainable = _build_model(info.path, config)
+
+    from transformers.trainer_callback import PrinterCallback
 
     with staged_dir(out, keep_partial=resume) as tmp:
         (tmp / _FP_FILE).write_text(fp)
-        args = TrainingArguments(
-            output_dir=str(tmp / _CHECKPOINTS),
-            per_device_train_batch_size=config.batch_size,
-            gradient_accumulation_steps=config.grad_accum,
-            learning_rate=config.lr,
-            weight_decay=config.weight_decay,
-            warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-            lr_scheduler_type=config.scheduler,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            logging_steps=config.logging_steps,
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=2,
-            bf16=bf16,
-            use_cpu=device == "cpu",
-            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-            activation_checkpointing=config.gradient_checkpointing,
-            seed=config.seed,
-            data_seed=config.seed,
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-        )
-        counter = _TokenCounter(
-            DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, label_pad_token_id=-100, padding=True)
-        )
-        trainer = Trainer(
+        collate = Collator(run.tokenizer, config.answer_only_logits)
+        trainer = _trainer_class()(
             model=model,
-            args=args,
-            train_dataset=dataset,
-            data_collator=counter,
-            callbacks=[_progress_callback(counter, quiet)],
+            args=_training_args(config, run, tmp, selector is not None),
+            train_dataset=run.dataset,
+            data_collator=collate,
+            callbacks=_callbacks(collate, quiet, selector, tmp / _CHECKPOINTS),
         )
-        trainer.remove_callback(PrinterCallback)  # the rich bar shows loss; no raw dicts on stdout
+        trainer.remove_callback(PrinterCallback)  # the progress shows loss; no raw dicts on stdout
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=checkpoint)
-        seconds = time.perf_counter() - t0
-        steps = trainer.state.global_step
-        if config.method == "lora":
-            trainer.model.save_pretrained(tmp)
-        else:
-            trainer.model.save_pretrained(tmp)
-            trainer.model.generation_config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        stats = {
-            "steps": steps,
-            "train_loss": result.training_loss,
-            "seconds": round(seconds, 2),
-            "tokens": counter.tokens,
-            "tokens_per_second": round(counter.tokens / seconds, 1) if seconds else None,
-            "padding_fraction": round(1 - counter.tokens / counter.padded, 4) if counter.padded else 0.0,
-            "rows": len(encoded),
-            "rows_too_long": too_long,
-            "trainable_parameters": trainable,
-            "device": device,
-            "bf16": bf16,
-            "threads": torch.get_num_threads(),
-            "resumed_from": Path(checkpoint).name if checkpoint else None,
-        }
+        seconds = time.perf_counter() - t0 - (selector.seconds if selector else 0.0)
+        stats = _stats(trainer, result, collate, run, seconds, trainable, checkpoint)
         (tmp / "train_log.json").write_text(
-            json.dumps({"stats": stats, "log_history": trainer.state.log_history}, indent=2) + "\n"
+            json.dumps(
+                {
+                    "stats": stats,
+                    "log_history": trainer.state.log_history,
+                    "selection": selector.summary() if selector else None,
+                },
+                indent=2,
+            )
+            + "\n"
         )
-        shutil.rmtree(tmp / _CHECKPOINTS, ignore_errors=True)
-        (tmp / _FP_FILE).unlink()
-        manifest = write_manifest(
+        manifest = _write_artifact(
             tmp,
-            "adapter" if config.method == "lora" else "full",
+            trainer,
+            run,
+            config,
+            selector,
             fingerprint=fp,
-            format="peft" if config.method == "lora" else "safetensors",
             base_model=info.describe(),
             data={"path": str(data_dir), "fingerprint": data_manifest["fingerprint"]},
-            prompt_style=style,
-            stop_token=stop_text(tokenizer, style),
-            train=config.model_dump(),
             stats=stats,
+            selection={k: v for k, v in selector.summary().items() if k != "history"} if selector else None,
         )
     return manifest
+
+
+def _stats(
+    trainer: Any, result: Any, collate: Collator, run: _Run, seconds: float, trainable: int, checkpoint: str | None
+) -> dict[str, Any]:
+    import torch
+
+    seconds = max(seconds, 1e-9)
+    return {
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "seconds": round(seconds, 2),
+        "tokens": collate.tokens,
+        "tokens_per_second": round(collate.tokens / seconds, 1),
+        "padding_fraction": round(1 - collate.tokens / collate.padded, 4) if collate.padded else 0.0,
+        "rows": len(run.dataset),
+        "rows_too_long": run.too_long,
+        "trainable_parameters": trainable,
+        "device": run.device,
+        "bf16": run.bf16,
+        "threads": torch.get_num_threads(),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
+    }

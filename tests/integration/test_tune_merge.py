@@ -70,7 +70,7 @@ def test_resume_continues_to_the_same_loss_curve(tiny_run, tmp_path: Path) -> No
     recipe, data_dir = tiny_run
     tune(recipe.train, recipe.model, data_dir, tmp_path / "straight", quiet=True)
     out = tmp_path / "interrupted"
-    with pytest.raises(EdgewriteError, match="nothing to resume"):
+    with pytest.raises(EdgewriteError, match="no checkpoint saved yet"):
         tune(recipe.train, recipe.model, data_dir, out, resume=True, quiet=True)
     _run_until(recipe.train, recipe.model, data_dir, out, stop_after=2)
     resumed = tune(recipe.train, recipe.model, data_dir, out, resume=True, quiet=True)
