@@ -1,8 +1,12 @@
-"""Training throughput: `edgewrite tune` against a plain padded Trainer loop, same rows and steps.
+"""Training throughput, each speed-up measured side by side in one run, on the same rows and steps.
 
-The plain loop is what a first attempt looks like: fp32, random batches, every sequence padded to
-max_length. `edgewrite tune` groups batches by length, pads dynamically and uses bf16 autocast
-where the CPU has it. Both count only real (non-padding) tokens.
+- plain padded Trainer (fp32): what a first attempt looks like: random batches, every sequence padded
+  to max_length, the LM head and loss on every position.
+- edgewrite tune, full logits: length-grouped batches padded dynamically, bf16 autocast where the CPU
+  has it (the previous release's loop).
+- + answer-only logits: the LM head and loss only where a label is (``logits_to_keep`` mask).
+- + no system prompt: the template's 16-token default system prompt replaced by an empty system turn
+  (``prompt_style: chat-nosystem``): the same rows, fewer tokens each, so rows/s is the fair measure.
 
     python benchmarks/tune_throughput.py --recipe recipes/quickstart.yaml --steps 30
 
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -22,36 +25,39 @@ from pathlib import Path
 import psutil
 import torch
 
-from edgewrite.artifacts import git_commit, tool_versions
-from edgewrite.data import build_dataset
-from edgewrite.models import resolve_model
-from edgewrite.recipe import load_recipe
-from edgewrite.train import _read_rows, _TokenCounter, encode_rows, tune
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgewrite.artifacts import git_commit, tool_versions  # noqa: E402
+from edgewrite.bench import _cpu_name  # noqa: E402
+from edgewrite.data import build_dataset  # noqa: E402
+from edgewrite.models import resolve_model  # noqa: E402
+from edgewrite.recipe import load_recipe  # noqa: E402
+from edgewrite.train import _build_model, _read_rows, encode_rows, tune  # noqa: E402
 
 
-def plain_loop(recipe, data_dir: Path, steps: int) -> dict:
+class _Counter:
+    def __init__(self, collator) -> None:  # noqa: ANN001
+        self.collator, self.tokens, self.padded = collator, 0, 0
+
+    def __call__(self, features: list[dict]):  # noqa: ANN204
+        batch = self.collator([{k: v for k, v in f.items() if k != "length"} for f in features])
+        self.tokens += int(batch["attention_mask"].sum())
+        self.padded += int(batch["attention_mask"].numel())
+        return batch
+
+
+def plain_loop(recipe, data_dir: Path, steps: int) -> dict:  # noqa: ANN001
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     cfg = recipe.train
     info = resolve_model(recipe.model)
     tok = AutoTokenizer.from_pretrained(info.path)
     rows, _ = encode_rows(_read_rows(data_dir / "train.jsonl"), tok, "chat", cfg.max_length)
     ds = Dataset.from_list([{k: v for k, v in r.items() if k != "length"} for r in rows])
-    torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(info.path, dtype=torch.float32)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_targets,
-            task_type="CAUSAL_LM",
-        ),
-    )
-    counter = _TokenCounter(DataCollatorForSeq2Seq(tok, padding="max_length", max_length=cfg.max_length))
+    model, _ = _build_model(info.path, cfg)  # the same LoRA model as edgewrite tune's
+    counter = _Counter(DataCollatorForSeq2Seq(tok, padding="max_length", max_length=cfg.max_length))
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
             output_dir=tmp,
@@ -70,15 +76,29 @@ def plain_loop(recipe, data_dir: Path, steps: int) -> dict:
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
+    return _summary(steps, seconds, counter.tokens, counter.padded, steps * cfg.batch_size, False)
+
+
+def _summary(steps: int, seconds: float, tokens: int, padded: int, rows: int, bf16: bool) -> dict:
     return {
         "steps": steps,
         "seconds": round(seconds, 2),
-        "tokens": counter.tokens,
-        "tokens_per_second": round(counter.tokens / seconds, 1),
         "seconds_per_step": round(seconds / steps, 3),
-        "padding_fraction": round(1 - counter.tokens / counter.padded, 4),
-        "bf16": False,
+        "tokens": tokens,
+        "tokens_per_second": round(tokens / seconds, 1),
+        "rows_per_second": round(rows / seconds, 3),
+        "padding_fraction": round(1 - tokens / padded, 4) if padded else 0.0,
+        "bf16": bf16,
     }
+
+
+def edgewrite_loop(recipe, data_dir: Path, steps: int, answer_only: bool, out: Path) -> dict:  # noqa: ANN001
+    cfg = recipe.train.model_copy(
+        update={"max_steps": steps, "save_steps": 10_000, "answer_only_logits": answer_only, "eval_steps": None}
+    )
+    stats = tune(cfg, recipe.model, data_dir, out, quiet=True)["stats"]
+    padded = round(stats["tokens"] / (1 - stats["padding_fraction"])) if stats["padding_fraction"] < 1 else 0
+    return _summary(steps, stats["seconds"], stats["tokens"], padded, steps * cfg.batch_size, stats["bf16"])
 
 
 def main() -> None:
@@ -90,21 +110,28 @@ def main() -> None:
     recipe = load_recipe(a.recipe)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    loops = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        build_dataset(recipe.data, data_dir, seed=recipe.train.seed)
+        data = {}
+        for style in ("chat", "chat-nosystem"):
+            data[style] = Path(tmp) / f"data-{style}"
+            config = recipe.data.model_copy(update={"prompt_style": style})
+            build_dataset(config, data[style], seed=recipe.train.seed)
         rss0 = psutil.Process().memory_info().rss
-        cfg = recipe.train.model_copy(update={"max_steps": a.steps, "save_steps": 10_000})
-        ours = tune(cfg, recipe.model, data_dir, Path(tmp) / "adapter", quiet=True)["stats"]
-        ours["seconds_per_step"] = round(ours["seconds"] / ours["steps"], 3)
-        plain = plain_loop(recipe, data_dir, a.steps)
-    speedup = ours["tokens_per_second"] / plain["tokens_per_second"]
+        loops["plain padded Trainer (fp32)"] = plain_loop(recipe, data["chat"], a.steps)
+        loops["edgewrite tune, full logits"] = edgewrite_loop(recipe, data["chat"], a.steps, False, Path(tmp) / "a")
+        loops["+ answer-only logits"] = edgewrite_loop(recipe, data["chat"], a.steps, True, Path(tmp) / "b")
+        loops["+ no system prompt"] = edgewrite_loop(recipe, data["chat-nosystem"], a.steps, True, Path(tmp) / "c")
+    plain = loops["plain padded Trainer (fp32)"]
+    for r in loops.values():
+        r["speedup_tokens_per_second"] = round(r["tokens_per_second"] / plain["tokens_per_second"], 2)
+        r["speedup_rows_per_second"] = round(r["rows_per_second"] / plain["rows_per_second"], 2)
     result = {
         "benchmark": "tune_throughput",
         "command": "python " + " ".join(sys.argv),
         "recipe": a.recipe,
         "conditions": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": _cpu_name(),
             "cores": psutil.cpu_count(),
             "threads": torch.get_num_threads(),
             "device": "cpu",
@@ -112,25 +139,25 @@ def main() -> None:
             "commit": git_commit(),
             "rss_before_mb": round(rss0 / 2**20),
         },
-        "edgewrite_tune": ours,
-        "plain_padded_trainer": plain,
-        "speedup_tokens_per_second": round(speedup, 2),
+        "loops": loops,
     }
     (out / "tune_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        f"# Training throughput ({a.steps} LoRA steps, {recipe.name} recipe, CPU, {torch.get_num_threads()} threads)",
+        f"# Training throughput ({a.steps} LoRA steps of {recipe.train.batch_size} rows, {recipe.name} recipe, "
+        f"{result['conditions']['cpu']}, {torch.get_num_threads()} threads)",
         "",
         f"Command: `{result['command']}`",
         "",
-        "| loop | s/step | real tokens/s | padding | bf16 |",
-        "|---|---|---|---|---|",
+        "| loop | s/step | real tokens/s | rows/s | padding | bf16 | x tokens/s | x rows/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in (("plain padded Trainer (fp32)", plain), ("edgewrite tune", ours)):
+    for name, r in loops.items():
         md.append(
-            f"| {name} | {r['seconds_per_step']} | {r['tokens_per_second']} | "
-            f"{r['padding_fraction']:.0%} | {r['bf16']} |"
+            f"| {name} | {r['seconds_per_step']} | {r['tokens_per_second']} | {r['rows_per_second']} | "
+            f"{r['padding_fraction']:.0%} | {r['bf16']} | {r['speedup_tokens_per_second']}x | "
+            f"{r['speedup_rows_per_second']}x |"
         )
-    md += ["", f"Speed-up in real tokens/s: **{speedup:.2f}x**", ""]
+    md += ["", "Each row adds one change to the row above it; x = against the plain padded loop.", ""]
     (out / "tune_throughput.md").write_text("\n".join(md))
     print("\n".join(md))
 

@@ -192,6 +192,28 @@ def assist_document(
     return "".join(result), pieces, result
 
 
+def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = None) -> Path:
+    """What assist, serve and generate use without --model: the artifact the last `edgewrite report`
+    recommended for the device; else the shipped tuned `writing` model in its serving format (merged and
+    exported once, on first use, into the cache); else the embedded base model."""
+    from edgewrite.models import DEFAULT, SHIPPED_DIR, WRITING, resolve_model, shipped_adapter
+    from edgewrite.report import recommended_artifact
+
+    if pick := recommended_artifact(device):
+        return Path(pick)
+    if not (SHIPPED_DIR / WRITING).is_dir():
+        return resolve_model(DEFAULT).path
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.quantize import quantize
+
+    serve = read_manifest(shipped_adapter(WRITING)).get("serve") or {"format": "gguf", "bits": 4}
+    merged = resolve_model(WRITING).path
+    if log:
+        log(f"using the shipped '{WRITING}' model ({serve['format']} {serve['bits']}-bit; made once, then cached)")
+    path, _ = quantize(str(merged), serve["format"], serve["bits"], force=True)
+    return path
+
+
 def write_output(text: str, target: Path, backup: bool) -> None:
     """Atomic write; with ``backup`` the previous file is kept as <name>.bak first."""
     tmp = target.with_name(f".{target.name}.edgewrite.tmp")

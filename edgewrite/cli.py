@@ -188,8 +188,7 @@ def quantize(
     """Quantize a merged model to GGUF (default; 4 bits = Q4_K_M), GPTQ or ONNX int4."""
     from edgewrite.quantize import quantize as run_quantize
 
-    if device not in ("cpu", "cuda"):
-        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    _check_device(device)
     path, manifest = run_quantize(
         model,
         format_,
@@ -215,23 +214,29 @@ def quantize(
 @app.command()
 def generate(
     text: Annotated[str, typer.Argument(help="The text to edit.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Artifact folder, or 'default'.")] = "default",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Artifact folder, 'writing' (shipped tuned model) or 'default' (untuned); "
+            "default: the last report's pick, else 'writing'.",
+        ),
+    ] = None,
     task: Annotated[str, typer.Option(help="Writing task (grammar, fluency, clarity, ...).")] = "grammar",
     instruction: Annotated[str | None, typer.Option(help="Override the task's instruction wording.")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Edit one text with any model artifact (the runtime is picked from its manifest)."""
-    from edgewrite.models import resolve_model
     from edgewrite.runtimes import load_runtime
     from edgewrite.tasks import build_prompt, get_task
 
     spec = get_task(task)
     if not text.strip():
         raise EdgewriteError("the text to edit is empty")
-    path = resolve_model(model).path if model == "default" else Path(model)
-    if device not in ("cpu", "cuda"):
-        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    _check_device(device)
+    path = _artifact_path(model) if model else _default_artifact(device)
     runtime, manifest = load_runtime(path, device=device)
     prompt = build_prompt(
         runtime.tokenizer, instruction or spec.default_instruction, text, manifest.get("prompt_style", "chat")
@@ -250,7 +255,9 @@ def assist(
     task: Annotated[str, typer.Option(help="grammar, fluency, clarity, coherence, simplification, ...")] = "grammar",
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Artifact (default: the last report's pick, else the embedded model)."),
+        typer.Option(
+            "--model", "-m", help="Artifact (default: the last report's pick, else the shipped 'writing' model)."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result here (default: standard output).")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Replace FILE (atomically; keeps FILE.bak).")] = False,
@@ -264,18 +271,16 @@ def assist(
     from rich.text import Text
 
     from edgewrite.assist import assist_document, read_input, segment, word_diff, write_output
-    from edgewrite.report import recommended_artifact
     from edgewrite.runtimes import load_runtime
     from edgewrite.tasks import get_task
 
     spec = get_task(task)
     if in_place and (source == "-" or out is not None):
         raise EdgewriteError("--in-place needs a FILE argument and no --out")
-    if device not in ("cpu", "cuda"):
-        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    _check_device(device)
     document = read_input(source)
     runtime, manifest = load_runtime(
-        _artifact_path(model or recommended_artifact(device) or "default"), device=device, batch_size=batch_size
+        _artifact_path(model) if model else _default_artifact(device), device=device, batch_size=batch_size
     )
     if manifest.get("kind") == "data":
         raise EdgewriteError("the model is a data artifact, not a generation model")
@@ -318,21 +323,21 @@ def assist(
 def serve(
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Artifact (default: the last report's pick, else the embedded model)."),
+        typer.Option(
+            "--model", "-m", help="Artifact (default: the last report's pick, else the shipped 'writing' model)."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
-    from edgewrite.report import recommended_artifact
     from edgewrite.serve import serve as run_server
 
-    if device not in ("cpu", "cuda"):
-        raise EdgewriteError(f"--device {device}: use cpu or cuda")
+    _check_device(device)
     from edgewrite.artifacts import read_manifest
 
-    path = _artifact_path(model or recommended_artifact(device) or "default")
+    path = _artifact_path(model) if model else _default_artifact(device)
     read_manifest(path)  # a bad path fails here, before anything is announced
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
     run_server(path, host, port, device)
@@ -358,9 +363,15 @@ DataDir = Annotated[Path, typer.Option(help="Data folder in the layout of shared
 
 
 def _artifact_path(ref: str) -> Path:
-    from edgewrite.models import resolve_model
+    from edgewrite.models import DEFAULT, WRITING, resolve_model
 
-    return resolve_model(ref).path if ref == "default" else Path(ref)
+    return resolve_model(ref).path if ref in (DEFAULT, WRITING) and not Path(ref).exists() else Path(ref)
+
+
+def _default_artifact(device: str) -> Path:
+    from edgewrite.assist import default_artifact
+
+    return default_artifact(device, log=lambda line: err_console.print(f"[dim]{line}[/]"))
 
 
 @app.command("eval")
@@ -369,57 +380,72 @@ def eval_(
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
     data_dir: DataDir = Path("../shared/data"),
     split: Annotated[str, typer.Option(help="dev, or test for the official test files.")] = "dev",
-    limit: Annotated[int | None, typer.Option(min=1, help="At most N rows per evaluation set.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="A seeded random sample of N rows per evaluation set (default: every row).")
+    ] = None,
+    headline_only: Annotated[
+        bool, typer.Option("--headline-only", help="Only the set that gives each task's headline number.")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass (hf and gptq runtimes).")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (hf and gptq runtimes).")] = 8,
     out: Annotated[Path | None, typer.Option(help="Folder for eval.json and rows.jsonl.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score an artifact on the writing tasks with SARI, GLEU, F0.5, iBLEU and exact match."""
+    """Score an artifact on the writing tasks with SARI, GLEU, F0.5, iBLEU and exact match (95 % intervals)."""
+    from edgewrite.evaluate import evaluate
+    from edgewrite.progress import Progress
+
+    _check_device(device)
+    bar = Progress("eval", 0, quiet=quiet)
+
+    def start(total: int) -> None:
+        bar.total = total
+        bar.__enter__()
+
+    try:
+        result, target = evaluate(
+            _artifact_path(artifact),
+            data_dir,
+            tasks=_parse_tasks(tasks) if tasks else None,
+            split=split,
+            limit=limit,
+            device=device,
+            batch_size=batch_size,
+            out=out,
+            headline_only=headline_only,
+            progress=lambda n: bar.advance(n),
+            on_start=start,
+        )
+    finally:
+        bar.__exit__(None, None, None)
+    table = Table("set", "rows", "scores")
+    for key, scores in result["sets"].items():
+        table.add_row(key, str(_rows_of(target, key)), ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    console.print(table)
+    ci = result.get("headline_ci", {})
+    for task, value in result["headline"].items():
+        c = ci.get(task)
+        console.print(
+            f"{task}: {value:.2f}"
+            + (f" [{c['lo']:.2f}, {c['hi']:.2f}]" if c else "")
+            + f"  ({result['headline_source'][task]})"
+        )
+    m = result.get("mean_ci")
+    console.print(f"mean headline quality: {result['mean']:.2f}" + (f" [{m['lo']:.2f}, {m['hi']:.2f}]" if m else ""))
+    console.print(f"wrote {target}/eval.json and rows.jsonl")
+
+
+def _rows_of(target: Path, key: str) -> int:
     import json
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return sum(
+        1 for line in (target / "rows.jsonl").read_text(encoding="utf-8").splitlines() if json.loads(line)["set"] == key
+    )
 
-    from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
-    from edgewrite.runtimes import load_runtime
 
+def _check_device(device: str) -> None:
     if device not in ("cpu", "cuda"):
         raise EdgewriteError(f"--device {device}: use cpu or cuda")
-    path = _artifact_path(artifact)
-    from edgewrite.artifacts import read_manifest
-
-    manifest = read_manifest(path)
-    exclude, fraction = training_keys(manifest)
-    sets = gather(data_dir, _parse_tasks(tasks) if tasks else None, split, limit, exclude, fraction)
-    runtime, manifest = load_runtime(path, device=device, batch_size=batch_size)
-    total = sum(len(s.rows) for s in sets)
-    with Progress(
-        TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=quiet
-    ) as progress:
-        bar = progress.add_task("eval", total=total)
-        outputs, records, _ = run_eval(
-            runtime,
-            manifest.get("prompt_style", "chat"),
-            sets,
-            progress=lambda n: progress.advance(bar, n),
-            batch_size=batch_size,
-        )
-    result = score_outputs(sets, outputs)
-    table = Table("set", "rows", "scores")
-    for s in sets:
-        key = f"{s.spec.task}/{s.spec.name}"
-        table.add_row(key, str(len(s.rows)), ", ".join(f"{k} {v:.2f}" for k, v in result["sets"][key].items()))
-    console.print(table)
-    console.print(f"mean headline quality: {result['mean']:.2f}")
-    target = out or path / "eval"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "eval.json").write_text(
-        json.dumps({"artifact": str(path), "split": split, "limit": limit, "rows": total, **result}, indent=2) + "\n"
-    )
-    with open(target / "rows.jsonl", "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    console.print(f"wrote {target}/eval.json and rows.jsonl")
 
 
 @app.command()
@@ -428,8 +454,13 @@ def bench(
     device: Annotated[str, typer.Option(help="cpu, cuda, or cpu,cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per runtime (default: all cores).")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most N rows per evaluation set.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="A seeded random sample of N rows per evaluation set (default: every row).")
+    ] = None,
     split: Annotated[str, typer.Option(help="dev or test.")] = "dev",
+    latency_rows: Annotated[
+        int, typer.Option(help="Single requests timed for runtimes that batch their quality pass.")
+    ] = 140,
     data_dir: DataDir = Path("../shared/data"),
     out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
         "benchmarks/results/bench"
@@ -457,6 +488,7 @@ def bench(
         quiet=quiet,
         command=command,
         rescore=rescore,
+        latency_rows=latency_rows,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

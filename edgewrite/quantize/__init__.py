@@ -66,7 +66,9 @@ def source_model(model: str) -> tuple[Path, dict[str, Any]]:
 
 
 def default_out(model_dir: Path, fmt: str, label: str) -> Path:
-    return model_dir.parent / f"{fmt}-{label.lower()}"
+    """Beside the model: runs/x/merged -> runs/x/gguf-q4_k_m; a cached model keeps its name as a prefix."""
+    prefix = "" if model_dir.name == "merged" else f"{model_dir.name}-"
+    return model_dir.parent / f"{prefix}{fmt}-{label.lower()}"
 
 
 def quantize(

@@ -19,6 +19,9 @@ def _import_gptqmodel() -> Any:
     # gptqmodel sizes its CPU worker pools from the core count; on 2 cores the default (1) is below
     # the model-loader pool's fixed 2 and it refuses to start (STACK.md section 5).
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 2)))
+    from edgewrite import quiet_gptqmodel
+
+    quiet_gptqmodel()
     try:
         import gptqmodel
     except ImportError as e:
@@ -53,6 +56,10 @@ def export(
     texts = [build_prompt(tokenizer, r["instruction"], r["source"], style) + r["references"][0] + stop for r in rows]
     if not texts:
         raise EdgewriteError("no calibration rows")
+    # GPT-QModel writes per-layer logs into ./logs of the working directory; they belong to the artifact.
+    from gptqmodel.looper import loop_processor
+
+    loop_processor._PROJECT_LOG_DIR = out / "logs"
     config = gptqmodel.QuantizeConfig(bits=bits, group_size=group_size)
     model = gptqmodel.GPTQModel.load(str(model_dir), config, device=device)
     model.quantize(texts, batch_size=4, tokenizer=tokenizer)

@@ -1,0 +1,241 @@
+"""Recipe search at an equal budget: which training choices make the tuned model beat copy and the
+untuned base model?
+
+Each candidate changes one or two keys of benchmarks/recipe_search_base.yaml (same number of steps and
+rows per step, so the same CPU budget up to each choice's own speed, which is recorded), is trained
+with `edgewrite run` (data, tune, merge), and is scored by the eval code on a fixed seeded sample of
+every task's headline dev set (`edgewrite eval --limit N --headline-only`). Each candidate is compared
+with the base candidate by paired bootstrap on the same rows.
+
+    python benchmarks/recipe_search.py                 # all candidates (resumes: finished ones are kept)
+    python benchmarks/recipe_search.py --only lr-1e-3  # one of them
+
+Writes benchmarks/results/recipe_search/{recipe_search.json,recipe_search.md,recipe_search.svg}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BASE = "benchmarks/recipe_search_base.yaml"
+# name -> (what it tests, --set overrides)
+CANDIDATES: dict[str, tuple[str, list[str]]] = {
+    "base": ("LoRA r16 on all linear layers, lr 5e-4, no default system prompt", []),
+    "lr-1e-3": ("learning rate 1e-3", ["train.lr=1e-3"]),
+    "edit-weight-3": ("edit-weighted loss: answer tokens that change the input weigh 3", ["train.edit_weight=3"]),
+    "full-ft": ("full fine-tuning, lr 1e-4", ["train.method=full", "train.lr=1e-4"]),
+    "lora-r64": ("LoRA r64 (alpha 128)", ["train.lora_r=64", "train.lora_alpha=128"]),
+    "no-unchanged": (
+        "no training row whose answer is its input (cap 0 instead of 10%)",
+        ["data.max_unchanged_fraction=0"],
+    ),
+    "synthetic-200": ("200 synthetic learner-error rows each for grammar and fluency", ["data.synthetic_errors=200"]),
+    "system-prompt": ("with the template's default system prompt", ["data.prompt_style=chat"]),
+    "alpaca-prompt": ("the paper's Alpaca prompt instead of the chat template", ["data.prompt_style=alpaca"]),
+    "rewrite-weights": (
+        "rewriting tasks weighted 1.5x (clarity, coherence, simplification, paraphrase)",
+        ["data.task_weights={clarity: 1.5, coherence: 1.5, simplification: 1.5, paraphrase: 1.5}"],
+    ),
+    "general-200": ("200 general (Alpaca) rows instead of 40", ["data.general=200"]),
+    "lr-2e-4": ("learning rate 2e-4", ["train.lr=2e-4"]),
+}
+
+
+def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -> dict:
+    from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
+    from edgewrite.pipeline import run_recipe
+    from edgewrite.recipe import load_recipe
+    from edgewrite.runtimes.hf import HFRuntime
+
+    sets_ = [f"name=search-{name}", *overrides]
+    recipe = load_recipe(ROOT / BASE, sets_)
+    t0 = time.perf_counter()
+    dirs = run_recipe(recipe, log=print)
+    train_s = time.perf_counter() - t0
+    adapter = json.loads((dirs["tune"] / "manifest.json").read_text())
+    merged = dirs["merge"]
+    manifest = json.loads((merged / "manifest.json").read_text())
+    exclude, fraction = training_keys(manifest)
+    sets = gather(Path(recipe.data.data_dir), None, "dev", eval_rows, exclude, fraction, headline_only=True)
+    runtime = HFRuntime(merged, batch_size=16)
+    t1 = time.perf_counter()
+    outputs, records, _ = run_eval(runtime, manifest.get("prompt_style", "chat"), sets, batch_size=16)
+    eval_s = time.perf_counter() - t1
+    quality = score_outputs(sets, outputs)
+    rows_path = out / "rows" / f"{name}.jsonl"
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    rows_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    unchanged = sum(" ".join(r["output"].split()) == " ".join(r["source"].split()) for r in records) / len(records)
+    override_flags = " ".join(f"--set '{o}'" for o in sets_)
+    return {
+        "name": name,
+        "what": CANDIDATES[name][0],
+        "overrides": overrides,
+        "command": f"edgewrite run {BASE} {override_flags} && "
+        f"edgewrite eval {merged} --limit {eval_rows} --headline-only",
+        "stats": adapter["stats"],
+        "wall_s": {"data_tune_merge": round(train_s, 1), "eval": round(eval_s, 1)},
+        "unchanged_output_fraction": round(unchanged, 4),
+        "quality": quality,
+    }
+
+
+def _compare(results: dict, eval_rows: int) -> None:
+    """Paired differences of every candidate against base (same rows, same resamples)."""
+    from edgewrite.bootstrap import paired
+    from edgewrite.evaluate import gather, headline_scorers
+
+    if "base" not in results:
+        return
+    sets = None
+    scorers = {}
+    for name in results:
+        rows = [json.loads(line) for line in (OUT / "rows" / f"{name}.jsonl").read_text().splitlines()]
+        by_set: dict[str, dict[str, str]] = {}
+        for r in rows:
+            by_set.setdefault(r["set"], {})[r["id"]] = r["output"]
+        if sets is None:
+            sets = gather(ROOT.parent / "shared" / "data", None, "dev", eval_rows, set(), 0.1, headline_only=True)
+            keys = {s.key: [r["id"] for r in s.rows] for s in sets}
+        if any(set(by_set.get(k, {})) != set(ids) for k, ids in keys.items()):
+            results[name]["vs_base"] = None  # scored on other rows (should not happen: same seed, same split)
+            continue
+        outputs = {k: [by_set[k][i] for i in ids] for k, ids in keys.items()}
+        scorers[name] = headline_scorers(sets, outputs)
+    for name in results:
+        if name in scorers and name != "base":
+            results[name]["vs_base"] = {k: v.as_dict() for k, v in paired(scorers[name], scorers["base"]).items()}
+
+
+def _render(doc: dict) -> None:
+    from edgewrite.tasks import TASK_NAMES
+
+    results = doc["results"]
+    lines = [
+        "# Recipe search (equal budget: "
+        f"{doc['steps']} steps x {doc['batch_size']} rows; dev: {doc['eval_rows']} seeded rows per headline set)",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        "Mean of the seven headline scores (0-100) with its 95 % bootstrap interval; per task the headline; "
+        "'vs base' is the paired difference of the mean with its interval (* = interval excludes 0). "
+        "'same' = share of dev outputs identical to their input.",
+        "",
+        "| candidate | what | mean [95% CI] | vs base | " + " | ".join(TASK_NAMES) + " | same | train s | tok/s |",
+        "|" + "---|" * (4 + len(TASK_NAMES) + 3),
+    ]
+    for name, r in results.items():
+        q = r["quality"]
+        ci = q["mean_ci"]
+        vb = r.get("vs_base") or {}
+        m = vb.get("mean")
+        vs = (
+            "–"
+            if not m
+            else f"{m['value']:+.2f} [{m['lo']:+.2f}, {m['hi']:+.2f}]" + ("*" if m["lo"] > 0 or m["hi"] < 0 else "")
+        )
+        cells = [f"{q['headline'].get(t, float('nan')):.1f}" for t in TASK_NAMES]
+        lines.append(
+            f"| {name} | {r['what']} | {ci['value']:.2f} [{ci['lo']:.2f}, {ci['hi']:.2f}] | {vs} | "
+            + " | ".join(cells)
+            + f" | {r['unchanged_output_fraction']:.0%} | {r['stats']['seconds']:.0f}"
+            + f" | {r['stats']['tokens_per_second']:.0f} |"
+        )
+    lines += ["", "Reproduce a row: the `command` field of its entry in recipe_search.json.", ""]
+    (OUT / "recipe_search.md").write_text("\n".join(lines))
+    _plot(results)
+
+
+def _plot(results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    vals = [results[n]["quality"]["mean_ci"] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.2), dpi=100)
+    y = range(len(names))
+    ax.barh(list(y), [v["value"] for v in vals], color="#4c72b0")
+    ax.errorbar(
+        [v["value"] for v in vals],
+        list(y),
+        xerr=[[v["value"] - v["lo"] for v in vals], [v["hi"] - v["value"] for v in vals]],
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+    )
+    ax.set_yticks(list(y), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean headline dev score (0-100), 95% bootstrap interval")
+    lo = min(v["lo"] for v in vals)
+    ax.set_xlim(left=max(0, lo - 3))
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(OUT / "recipe_search.svg")
+    plt.close(fig)
+
+
+OUT = ROOT / "benchmarks" / "results" / "recipe_search"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", help="candidates to (re-)run; default: all not yet done")
+    ap.add_argument("--eval-rows", type=int, default=80)
+    ap.add_argument("--render", action="store_true", help="only re-render the table and plot")
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "recipe_search.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {"results": {}}
+    from edgewrite.artifacts import git_commit, tool_versions
+    from edgewrite.bench import _cpu_name
+    from edgewrite.recipe import load_recipe
+
+    base = load_recipe(ROOT / BASE)
+    doc.update(
+        {
+            "benchmark": "recipe_search",
+            "command": "python benchmarks/recipe_search.py",
+            "base_recipe": BASE,
+            "steps": base.train.max_steps,
+            "batch_size": base.train.batch_size,
+            "eval_rows": a.eval_rows,
+            "conditions": {
+                "cpu": _cpu_name(),
+                "cores": os.cpu_count(),
+                "versions": tool_versions(),
+                "commit": git_commit(),
+            },
+        }
+    )
+    todo = a.only if a.only else [n for n in CANDIDATES if n not in doc["results"]]
+    for name in [] if a.render else todo:
+        if name not in CANDIDATES:
+            raise SystemExit(f"unknown candidate '{name}'; candidates: {', '.join(CANDIDATES)}")
+        print(f"== candidate {name}: {CANDIDATES[name][0]}", flush=True)
+        doc["results"][name] = _run_candidate(name, CANDIDATES[name][1], a.eval_rows, OUT)
+        doc["results"] = {n: doc["results"][n] for n in CANDIDATES if n in doc["results"]}
+        _compare(doc["results"], a.eval_rows)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+        _render(doc)
+        r = doc["results"][name]
+        print(f"== {name}: mean {r['quality']['mean']:.2f} {r['quality']['headline']}", flush=True)
+    if a.render and doc["results"]:
+        _compare(doc["results"], a.eval_rows)
+        _render(doc)
+
+
+if __name__ == "__main__":
+    main()
