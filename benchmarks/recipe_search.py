@@ -50,10 +50,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
 
 
 def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -> dict:
+    from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
     from edgewrite.pipeline import run_recipe
     from edgewrite.recipe import load_recipe
-    from edgewrite.runtimes.hf import HFRuntime
 
     sets_ = [f"name=search-{name}", *overrides]
     recipe = load_recipe(ROOT / BASE, sets_)
@@ -65,9 +65,9 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
     manifest = json.loads((merged / "manifest.json").read_text())
     exclude, fraction = training_keys(manifest)
     sets = gather(Path(recipe.data.data_dir), None, "dev", eval_rows, exclude, fraction, headline_only=True)
-    runtime = HFRuntime(merged, batch_size=16)
+    editor, _ = load_editor(merged, batch_size=16)
     t1 = time.perf_counter()
-    outputs, records, _ = run_eval(runtime, manifest.get("prompt_style", "chat"), sets, batch_size=16)
+    outputs, records, _ = run_eval(editor, sets, batch_size=16)
     eval_s = time.perf_counter() - t1
     quality = score_outputs(sets, outputs)
     rows_path = out / "rows" / f"{name}.jsonl"

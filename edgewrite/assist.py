@@ -144,26 +144,20 @@ def _keep_unterminated(original: str, edited: str) -> str:
 
 
 def edit_texts(
-    runtime: Any,
+    editor: Any,
     texts: list[str],
     task: str,
-    style: str = "chat",
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Edited versions of ``texts`` (a unit that comes back empty keeps its original text)."""
-    from edgewrite.evaluate import clean_output
-    from edgewrite.tasks import TASKS, build_prompt
-
-    instruction = TASKS[task].default_instruction
+    """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty keeps its
+    original text; units without a letter are not sent."""
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
     for chunk in _batches(todo, batch_size):
-        prompts = [build_prompt(runtime.tokenizer, instruction, texts[i].strip(), style) for i in chunk]
-        budget = max(len(runtime.tokenize(texts[i])) for i in chunk)
-        gens = runtime.generate(prompts, max_new_tokens=min(1024, int(budget * 1.5) + 16))
-        for i, g in zip(chunk, gens, strict=True):
-            edited = _keep_unterminated(texts[i], clean_output(g.text, texts[i]))
+        edits = editor.edit(task, [texts[i].strip() for i in chunk])
+        for i, e in zip(chunk, edits, strict=True):
+            edited = _keep_unterminated(texts[i], e.output)
             if edited:
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
                 tail = texts[i][len(texts[i].rstrip()) :]
@@ -174,10 +168,9 @@ def edit_texts(
 
 
 def assist_document(
-    runtime: Any,
+    editor: Any,
     document: str,
     task: str,
-    style: str = "chat",
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[str, list[Piece], list[str]]:
@@ -185,7 +178,7 @@ def assist_document(
 
     pieces = segment(document, TASKS[task].unit)
     editable = [i for i, p in enumerate(pieces) if p.editable]
-    edited = edit_texts(runtime, [pieces[i].text for i in editable], task, style, batch_size, progress)
+    edited = edit_texts(editor, [pieces[i].text for i in editable], task, batch_size, progress)
     result = [p.text for p in pieces]
     for i, text in zip(editable, edited, strict=True):
         result[i] = text
@@ -212,6 +205,17 @@ def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = No
         log(f"using the shipped '{WRITING}' model ({serve['format']} {serve['bits']}-bit; made once, then cached)")
     path, _ = quantize(str(merged), serve["format"], serve["bits"], force=True)
     return path
+
+
+def check_writable(target: Path) -> None:
+    """Fail before any work if ``target`` cannot be written (a folder, a missing or read-only folder)."""
+    if target.is_dir():
+        raise EdgewriteError(f"{target} is a folder; give a file to write")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise EdgewriteError(f"cannot write {target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise EdgewriteError(f"cannot write {target}: permission denied; choose a writable --out")
 
 
 def write_output(text: str, target: Path, backup: bool) -> None:

@@ -94,22 +94,18 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside the worker process: load, warm up, generate for every row, time single requests."""
     import resource
 
+    from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs
-    from edgewrite.runtimes import load_runtime
-    from edgewrite.tasks import build_prompt
 
     t0 = time.perf_counter()
-    runtime, manifest = load_runtime(
-        Path(spec["path"]), device=spec["device"], threads=spec["threads"], batch_size=spec["batch_size"]
+    editor, _ = load_editor(
+        spec["path"], device=spec["device"], threads=spec["threads"], batch_size=spec["batch_size"], pre=spec["pre"]
     )
     load_s = time.perf_counter() - t0
-    style = manifest.get("prompt_style", "chat")
     sets = gather(
         Path(spec["data_dir"]), spec["tasks"], spec["split"], spec["limit"], set(spec["exclude"]), spec["dev_fraction"]
     )
-    runtime.generate(
-        [build_prompt(runtime.tokenizer, "Fix grammar", sets[0].rows[0]["source"], style)], max_new_tokens=16
-    )
+    editor.edit(sets[0].spec.task, [sets[0].rows[0]["source"]])  # warm-up: first-call allocations are not latency
     done = 0
 
     def progress(n: int) -> None:
@@ -117,12 +113,12 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         done += n
         print(f"PROGRESS {done}", flush=True)
 
-    batch = spec["batch_size"] if runtime.batches else 1
+    batch = spec["batch_size"] if editor.batches else 1
     t1 = time.perf_counter()
-    outputs, records, timings = run_eval(runtime, style, sets, progress=progress, batch_size=batch)
+    outputs, records, timings = run_eval(editor, sets, progress=progress, batch_size=batch)
     quality_s = time.perf_counter() - t1
     if batch > 1:  # time single requests on a sample: latency is what one user waits for
-        _, _, timings = run_eval(runtime, style, _latency_rows(sets, spec["latency_rows"]), progress=progress)
+        _, _, timings = run_eval(editor, _latency_rows(sets, spec["latency_rows"]), progress=progress)
     quality = score_outputs(sets, outputs)
     peak_gpu = None
     if spec["device"] == "cuda":
@@ -181,13 +177,36 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # --------------------------------------------------------------------------- the parent (all cells)
-def _entries(artifacts: list[str], base: str) -> tuple[list[dict], set[str], float]:
-    """What to bench (the base model first) and the training sources none of them may be scored on."""
+def describe_system(name: str) -> dict[str, Any]:
+    """A system that is not a model (Harper): its label and the size of what it installs."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    root = Path(spec.origin).parent if spec and spec.origin else None
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root else 0
+    return {
+        "label": f"{name} (rule-based)",
+        "runtime": name,
+        "format": None,
+        "kind": "system",
+        "bits": None,
+        "size_mb": round(size / 1e6, 1),
+        "path": name,
+        "parent": None,
+        "fingerprint": f"system-{name}",
+    }
+
+
+def _entries(
+    artifacts: list[str], base: str, systems: tuple[str, ...], pre: str | None
+) -> tuple[list[dict], set[str], float]:
+    """What to bench (the base model first, then the artifacts, their pre-pass variants and the systems)
+    and the training sources none of them may be scored on."""
     from edgewrite.evaluate import training_keys
     from edgewrite.models import resolve_model
 
     base_path = resolve_model(base).path if base == BASE else Path(base)
-    paths = [base_path] + [Path(a) for a in artifacts if a not in (BASE, base)]
+    paths = [base_path] + [Path(a) for a in artifacts if a not in (BASE, base, *systems)]
     entries, exclude, dev_fraction = [], set(), 0.1
     for p in paths:
         manifest = read_manifest(p)
@@ -196,7 +215,13 @@ def _entries(artifacts: list[str], base: str) -> tuple[list[dict], set[str], flo
         keys, frac = training_keys(manifest)
         exclude |= keys
         dev_fraction = frac if keys else dev_fraction
-        entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint")})
+        entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint"), "pre": None})
+    if pre:
+        entries += [
+            {**e, "label": f"{e['label']} + {pre} pre-pass", "pre": pre, "fingerprint": f"{e['fingerprint']}+{pre}"}
+            for e in entries[1:]
+        ]
+    entries += [{**describe_system(name), "pre": None} for name in systems]
     return entries, exclude, dev_fraction
 
 
@@ -294,6 +319,8 @@ def bench(
     base: str = BASE,
     rescore: bool = False,
     latency_rows: int = LATENCY_ROWS,
+    pre: str | None = None,
+    systems: tuple[str, ...] = ("harper",),
 ) -> dict[str, Any]:
     from edgewrite.evaluate import gather
     from edgewrite.progress import Progress
@@ -306,7 +333,10 @@ def bench(
 
         if not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    entries, exclude, dev_fraction = _entries(artifacts, base)
+    from edgewrite.edit import check_pre
+
+    check_pre(pre)
+    entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre)
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction)
     _prepare_out(out)
@@ -328,6 +358,7 @@ def bench(
                     "dev_fraction": dev_fraction,
                     "batch_size": QUALITY_BATCH,
                     "latency_rows": latency_rows,
+                    "pre": entry["pre"],
                 }
                 cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
                 progress.base += n_rows
@@ -446,7 +477,8 @@ def _rescore(sets: list, rows_path: Path) -> dict[str, Any]:
     """Quality of a finished cell from its stored raw outputs, with today's post-processing and metrics
     (no generation: a metric or cleaning fix applies to every cell alike). The rows file is rewritten
     with the re-cleaned outputs, so comparisons read the same outputs."""
-    from edgewrite.evaluate import clean_output, score_outputs
+    from edgewrite.edit import clean_output
+    from edgewrite.evaluate import score_outputs
 
     stored = {}
     lines = rows_path.read_text(encoding="utf-8").splitlines()

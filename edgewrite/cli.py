@@ -28,6 +28,9 @@ err_console = Console(stderr=True)
 
 Force = Annotated[bool, typer.Option("--force", help="Replace an output folder that belongs to another run.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Pre = Annotated[
+    str | None, typer.Option("--pre", help="A pre-pass before the model: 'harper' applies Harper's fixes first.")
+]
 
 
 def _version(value: bool) -> None:
@@ -264,57 +267,42 @@ def assist(
     diff: Annotated[bool, typer.Option("--diff", help="Show a word-level diff.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    pre: Pre = None,
     quiet: Quiet = False,
 ) -> None:
     """Edit a document offline: sentences (paragraphs for coherence) in batches, markdown structure kept."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
-    from edgewrite.assist import assist_document, read_input, segment, word_diff, write_output
-    from edgewrite.runtimes import load_runtime
+    from edgewrite.assist import assist_document, check_writable, read_input, segment, word_diff, write_output
+    from edgewrite.edit import check_pre, load_editor
+    from edgewrite.progress import Progress
     from edgewrite.tasks import get_task
 
     spec = get_task(task)
+    check_pre(pre)
     if in_place and (source == "-" or out is not None):
         raise EdgewriteError("--in-place needs a FILE argument and no --out")
+    if out is not None and source != "-" and out.resolve() == Path(source).resolve():
+        raise EdgewriteError("--out is the input file; use --in-place to overwrite it")
     _check_device(device)
     document = read_input(source)
-    runtime, manifest = load_runtime(
-        _artifact_path(model) if model else _default_artifact(device), device=device, batch_size=batch_size
+    target = Path(source) if in_place else out
+    if target is not None:
+        check_writable(target)  # before any editing work
+    editor, _ = load_editor(
+        _artifact_path(model) if model else _default_artifact(device), device=device, batch_size=batch_size, pre=pre
     )
-    if manifest.get("kind") == "data":
-        raise EdgewriteError("the model is a data artifact, not a generation model")
     units = sum(p.editable for p in segment(document, spec.unit))
-    with Progress(
-        TextColumn(f"[bold]{task}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-    ) as progress:
-        bar = progress.add_task(task, total=units)
-        result, pieces, edited = assist_document(
-            runtime,
-            document,
-            task,
-            manifest.get("prompt_style", "chat"),
-            batch_size,
-            progress=lambda n: progress.advance(bar, n),
-        )
+    with Progress(task, units, quiet=quiet) as bar:
+        result, _, _ = assist_document(editor, document, task, batch_size, progress=lambda n: bar.advance(n))
     if diff:
         shown = Text()
         for op, text in word_diff(document, result):
             shown.append(text, style={"=": "", "-": "red strike", "+": "green"}[op])
         (err_console if out is None and not in_place else console).print(shown)
-    if in_place:
-        write_output(result, Path(source), backup=True)
-        err_console.print(f"edited {source} in place (previous version: {source}.bak)")
-    elif out is not None:
-        if source != "-" and out.resolve() == Path(source).resolve():
-            raise EdgewriteError("--out is the input file; use --in-place to overwrite it")
-        write_output(result, out, backup=False)
-        err_console.print(f"wrote {out}")
+    if target is not None:
+        write_output(result, target, backup=in_place)
+        err_console.print(f"edited {source} in place (previous version: {source}.bak)" if in_place else f"wrote {out}")
     else:
         sys.stdout.write(result)
 
@@ -330,17 +318,50 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    pre: Pre = None,
 ) -> None:
     """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.edit import check_pre
     from edgewrite.serve import serve as run_server
 
     _check_device(device)
-    from edgewrite.artifacts import read_manifest
-
+    check_pre(pre)
     path = _artifact_path(model) if model else _default_artifact(device)
     read_manifest(path)  # a bad path fails here, before anything is announced
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
-    run_server(path, host, port, device)
+    run_server(path, host, port, device, pre=pre)
+
+
+@app.command()
+def lsp(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Artifact, or the system 'harper' (default: the last report's pick, else the shipped model).",
+        ),
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="The edit offered: grammar, fluency, clarity, simplification, ...")
+    ] = "grammar",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    pre: Pre = None,
+    debounce: Annotated[float, typer.Option(help="Seconds of quiet after a change before checking.")] = 0.4,
+) -> None:
+    """Language server over stdio: diagnostics for sentences the model would edit, a quick fix applies them."""
+    from edgewrite.edit import check_pre, load_editor
+    from edgewrite.lsp import serve_stdio
+    from edgewrite.tasks import get_task
+
+    get_task(task)
+    check_pre(pre)
+    _check_device(device)
+    if debounce < 0:
+        raise EdgewriteError(f"--debounce {debounce}: give zero or more seconds")
+    editor, _ = load_editor(_artifact_path(model) if model else _default_artifact(device), device=device, pre=pre)
+    serve_stdio(editor, task, debounce)
 
 
 export_app = typer.Typer(help="Export an artifact for another local runtime.", no_args_is_help=True)
@@ -389,9 +410,10 @@ def eval_(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (hf and gptq runtimes).")] = 8,
     out: Annotated[Path | None, typer.Option(help="Folder for eval.json and rows.jsonl.")] = None,
+    pre: Pre = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score an artifact on the writing tasks with SARI, GLEU, F0.5, iBLEU and exact match (95 % intervals)."""
+    """Score an artifact (or the systems copy, harper) with SARI, GLEU, F0.5, iBLEU, exact match (95 % intervals)."""
     from edgewrite.evaluate import evaluate
     from edgewrite.progress import Progress
 
@@ -415,6 +437,7 @@ def eval_(
             headline_only=headline_only,
             progress=lambda n: bar.advance(n),
             on_start=start,
+            pre=pre,
         )
     finally:
         bar.__exit__(None, None, None)
@@ -461,6 +484,10 @@ def bench(
     latency_rows: Annotated[
         int, typer.Option(help="Single requests timed for runtimes that batch their quality pass.")
     ] = 140,
+    pre: Annotated[
+        str | None,
+        typer.Option("--pre", help="Also bench every listed artifact behind this pre-pass (harper)."),
+    ] = None,
     data_dir: DataDir = Path("../shared/data"),
     out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
         "benchmarks/results/bench"
@@ -489,6 +516,7 @@ def bench(
         command=command,
         rescore=rescore,
         latency_rows=latency_rows,
+        pre=pre,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

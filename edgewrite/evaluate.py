@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 from edgewrite import bootstrap, metrics
 from edgewrite.data import in_dev_bucket, normalize_key, read_jsonl
 from edgewrite.errors import EdgewriteError
-from edgewrite.tasks import TASK_NAMES, TASKS, build_prompt
+from edgewrite.tasks import TASK_NAMES, TASKS
 
 
 @dataclass(frozen=True)
@@ -238,36 +236,6 @@ def load_eval_rows(
     return EvalRows(spec, out, [m2[i] for i in chosen] if m2 else [], total)
 
 
-_LEAD_IN = re.compile(
-    r"^(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
-    r"(?:here(?:'s| is| are)|the|this is the|a|an|my|revised|corrected|edited|improved|simplified|paraphrased|"
-    r"rewritten|fixed|output|answer|response|result)\b"
-    r"[^:\n]{0,80}?\b(?:version|sentence|text|paragraph|output|answer|response|rewrite|paraphrase|correction)s?\b"
-    r"[^:\n]{0,60}:\s*",
-    re.IGNORECASE,
-)
-_LABEL = re.compile(
-    r"^(?:output|answer|response|correction|paraphrase|simplified|corrected|revised)\s*:\s*", re.IGNORECASE
-)
-
-
-def clean_output(text: str, source: str = "") -> str:
-    """One line of edited text from a model answer: no chat wrappers, no lead-in, no explanation."""
-    text = text.replace("<|im_end|>", "").replace("</s>", "").strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    first = lines[0]
-    stripped = _LABEL.sub("", _LEAD_IN.sub("", first, count=1), count=1)
-    if not stripped and len(lines) > 1:  # "Here is the corrected sentence:" on a line of its own
-        stripped = lines[1]
-    text = stripped or first
-    quoted = source.strip()[:1] in "\"'“"
-    if not quoted and len(text) > 1 and text[0] in '"“' and text[-1] in '"”':
-        text = text[1:-1].strip()
-    return text
-
-
 def set_scorers(er: EvalRows, outputs: list[str], only: tuple[str, ...] | None = None) -> dict[str, bootstrap.Scorer]:
     """One resamplable scorer per metric of the set (``only``: just these metrics)."""
     spec = er.spec
@@ -419,55 +387,43 @@ def score_outputs(
 
 
 def run_eval(
-    runtime: Any, style: str, sets: list[EvalRows], progress: Callable[[int], None] | None = None, batch_size: int = 1
+    editor: Any, sets: list[EvalRows], progress: Callable[[int], None] | None = None, batch_size: int = 1
 ) -> tuple[dict[str, list[str]], list[dict], list[dict]]:
-    """Generate for every row; returns outputs per set, row records and per-request timings (all in
-    row order). With ``batch_size`` > 1, rows of similar length share a batch (less padding, and no
-    short answer waits for a long one's token budget)."""
+    """Edit every row (``editor``: see edgewrite.edit); returns outputs per set, row records and
+    per-request timings (all in row order). With ``batch_size`` > 1, rows of similar length share a
+    batch (less padding, and no short answer waits for a long one's token budget)."""
+    from edgewrite.edit import edit_timed
+
     outputs: dict[str, list[str]] = {}
     records, timings = [], []
     for s in sets:
-        instruction = TASKS[s.spec.task].default_instruction
-        lengths = [len(runtime.tokenize(r["source"])) for r in s.rows]
-        order = sorted(range(len(s.rows)), key=lambda i: lengths[i]) if batch_size > 1 else list(range(len(s.rows)))
-        done: dict[int, tuple[Any, float]] = {}
+        texts = [r["source"] for r in s.rows]
+        lengths = [editor.budget(t) for t in texts] if batch_size > 1 else [0] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        done: dict[int, tuple[Any, dict]] = {}
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            prompts = [build_prompt(runtime.tokenizer, instruction, s.rows[i]["source"], style) for i in chunk]
-            budget = max(lengths[i] for i in chunk)
-            t0 = time.perf_counter()
-            gens = runtime.generate(prompts, max_new_tokens=min(512, int(budget * 1.5) + 16))
-            wall = (time.perf_counter() - t0) / len(chunk)
-            for i, gen in zip(chunk, gens, strict=True):
-                done[i] = (gen, wall)
+            edits, times = edit_timed(editor, s.spec.task, [texts[i] for i in chunk])
+            for i, e, t in zip(chunk, edits, times, strict=True):
+                done[i] = (e, {**t, "batch": len(chunk)})
             if progress:
                 progress(len(chunk))
         outs = []
         for i, row in enumerate(s.rows):
-            gen, wall = done[i]
-            text = clean_output(gen.text, row["source"])
-            outs.append(text)
+            e, t = done[i]
+            outs.append(e.output)
             records.append(
                 {
                     "set": s.key,
                     "id": row["id"],
                     "source": row["source"],
-                    "output": text,
-                    "raw_output": gen.text,
+                    "output": e.output,
+                    "raw_output": e.raw,
                     "references": row["references"],
-                    "finish": gen.finish,
+                    "finish": e.finish,
                 }
             )
-            timings.append(
-                {
-                    "ttft_s": gen.ttft_s,
-                    "decode_s": gen.decode_s,
-                    "new_tokens": gen.new_tokens,
-                    "prompt_tokens": gen.prompt_tokens,
-                    "wall_s": wall,
-                    "batch": min(batch_size, len(s.rows)),
-                }
-            )
+            timings.append(t)
         outputs[s.key] = outs
     return outputs, records, timings
 
@@ -497,38 +453,35 @@ def evaluate(
     headline_only: bool = False,
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    pre: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Score ``artifact`` on the evaluation rows it was not trained on; write eval.json and rows.jsonl."""
     from edgewrite.artifacts import read_manifest
-    from edgewrite.runtimes import load_runtime
+    from edgewrite.edit import SYSTEMS, load_editor
 
     if split not in ("dev", "test"):
         raise EdgewriteError(f"--split {split}: use dev or test")
     if batch_size < 1:
         raise EdgewriteError(f"--batch-size {batch_size}: give a positive number")
-    manifest = read_manifest(artifact)
+    system = str(artifact) in SYSTEMS and not Path(artifact).exists()
+    manifest = {"kind": "system"} if system else read_manifest(artifact)
     if manifest.get("kind") in ("adapter", "data"):
         raise EdgewriteError(f"{artifact} is a '{manifest['kind']}' artifact; eval takes a model (merge it first)")
-    target = out or artifact / "eval"
+    target = out or (Path("runs") / "eval" / str(artifact) if system else Path(artifact) / "eval")
     _writable_out(target)
     exclude, fraction = training_keys(manifest)
     sets = gather(data_dir, tasks, split, limit, exclude, fraction, headline_only=headline_only)
-    runtime, manifest = load_runtime(artifact, device=device, batch_size=batch_size)
+    editor, manifest = load_editor(artifact, device=device, batch_size=batch_size, pre=pre)
     if on_start:
         on_start(sum(len(s.rows) for s in sets))
-    outputs, records, _ = run_eval(
-        runtime,
-        manifest.get("prompt_style", "chat"),
-        sets,
-        progress=progress,
-        batch_size=batch_size if runtime.batches else 1,
-    )
+    outputs, records, _ = run_eval(editor, sets, progress=progress, batch_size=batch_size if editor.batches else 1)
     result = {
         "artifact": str(artifact),
         "split": split,
         "limit": limit,
         "rows": len(records),
         "sample_seed": SAMPLE_SEED if limit else None,
+        "pre": pre,
         **score_outputs(sets, outputs),
     }
     for name, text in (

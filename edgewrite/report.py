@@ -130,7 +130,8 @@ def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_me
     dev = [c for c in cells if c["device"] == device]
     base = next((c for c in dev if c.get("kind") == "base"), None)
     merged = next((c for c in dev if c.get("kind") == "merged"), None)
-    fits = [c for c in dev if c.get("kind") != "base" and _fits(c, max_latency_ms, max_memory_mb)]
+    harper = next((c for c in dev if c.get("kind") == "system" and c.get("runtime") == "harper"), None)
+    fits = [c for c in dev if c.get("kind") not in ("base", "system") and _fits(c, max_latency_ms, max_memory_mb)]
     entry: dict[str, Any] = {
         "device": device,
         "budget": {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb},
@@ -156,6 +157,8 @@ def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_me
         text.append(line)
     if merged and ship is not merged:
         text.append(_quantization_line(doc, ship, merged, tasks))
+    if harper:
+        text.append(_harper_line(doc, ship, harper, tasks))
     text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
     if max_latency_ms is not None or max_memory_mb is not None:
         text.append(
@@ -190,6 +193,31 @@ def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) ->
         + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
         + f", at {speed:.1f}x the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
     )
+
+
+def _harper_line(doc: dict, ship: dict, harper: dict, tasks: list[str]) -> str:
+    """The shipped model against the free rule-based checker a laptop user already has."""
+    line, signs = against(doc, ship, harper, "Harper (rule-based, free, no model)", tasks)
+    lat = ((ship.get("edit_latency_ms") or {}).get("p50") or 0) / max(
+        (harper.get("edit_latency_ms") or {}).get("p50") or 1e-9, 1e-9
+    )
+    mem = (ship.get("peak_rss_mb") or 0) / max(harper.get("peak_rss_mb") or 1e-9, 1e-9)
+    checking = [t for t in ("grammar", "fluency") if t in tasks]
+    better = [t for t in tasks if signs.get(t) == 1]
+    if checking and all(signs.get(t) != 1 for t in checking):
+        action = (
+            f"For grammar and spelling alone, Harper is enough: the model is not significantly better on "
+            f"{' or '.join(checking)}, at {lat:.0f}x Harper's time per edit and {mem:.1f}x its memory"
+        )
+        action += f"; the model earns its cost on {', '.join(better)}." if better else "."
+    elif better:
+        action = (
+            f"The model is significantly better than Harper on {', '.join(better)}, "
+            f"at {lat:.0f}x Harper's time per edit and {mem:.1f}x its memory."
+        )
+    else:
+        action = f"The model is better than Harper on no task, at {lat:.0f}x its time: use Harper."
+    return line + " " + action
 
 
 def _worth(ship: dict, vs_copy: dict[str, int], vs_base: dict[str, int], base: dict | None, tasks: list[str]) -> str:

@@ -52,7 +52,7 @@ def check_port(host: str, port: int) -> None:
             raise EdgewriteError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from e
 
 
-def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+def create_app(editor: Any, manifest: dict, model_name: str, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -61,6 +61,7 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
     from edgewrite.tasks import TASK_NAMES
 
     lock = threading.Lock()
+    runtime = editor.runtime
     style = manifest.get("prompt_style", "chat")
     app = FastAPI(title="edgewrite", version="1")
 
@@ -87,7 +88,7 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": model_name, "format": manifest.get("format"), "runtime": runtime.name}
+        return {"status": "ok", "model": model_name, "format": manifest.get("format"), "runtime": editor.name}
 
     @app.get("/v1/models")
     def models() -> dict:
@@ -98,11 +99,15 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
         return PAGE.read_text(encoding="utf-8")
 
     def prompt_for(req: ChatRequest) -> str:
-        messages = [m.model_dump() for m in req.messages]
+        from edgewrite.tasks import chat_messages
+
+        messages = chat_messages([m.model_dump() for m in req.messages], style)
         return runtime.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> Any:
+        if runtime is None:
+            return error(400, f"this server runs '{editor.name}', a system that is not a model; use /v1/edit")
         prompt = prompt_for(req)
         limit = req.max_completion_tokens or req.max_tokens or 256
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -151,18 +156,18 @@ def create_app(runtime: Any, manifest: dict, model_name: str, max_body_bytes: in
         if not req.text.strip():
             return error(400, "text is empty")
         with lock:
-            output, _, _ = assist_document(runtime, req.text, req.task, style)
+            output, _, _ = assist_document(editor, req.text, req.task)
         return {"task": req.task, "input": req.text, "output": output, "diff": word_diff(req.text, output)}
 
     return app
 
 
-def serve(model_path: Path, host: str, port: int, device: str = "cpu") -> None:
+def serve(model_path: Path, host: str, port: int, device: str = "cpu", pre: str | None = None) -> None:
     import uvicorn
 
-    from edgewrite.runtimes import load_runtime
+    from edgewrite.edit import load_editor
 
     check_port(host, port)
-    runtime, manifest = load_runtime(model_path, device=device)
-    app = create_app(runtime, manifest, model_name=model_path.name)
+    editor, manifest = load_editor(model_path, device=device, pre=pre)
+    app = create_app(editor, manifest, model_name=model_path.name)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -350,6 +350,7 @@ class DevSelection:
     def evaluate(self, model: Any, step: int) -> dict:
         from transformers import AutoTokenizer
 
+        from edgewrite.edit import ModelEditor
         from edgewrite.evaluate import run_eval, score_outputs
         from edgewrite.runtimes.hf import HFRuntime
 
@@ -359,7 +360,8 @@ class DevSelection:
         tokenizer = AutoTokenizer.from_pretrained(self.run.model_path)  # left padding, apart from training's
         runtime = HFRuntime.from_model(model, tokenizer, self.run.device, self.config.eval_batch_size)
         with self._autocast():
-            outputs, _, _ = run_eval(runtime, self.run.style, self.sets, batch_size=self.config.eval_batch_size)
+            editor = ModelEditor(runtime, self.run.style)
+            outputs, _, _ = run_eval(editor, self.sets, batch_size=self.config.eval_batch_size)
         quality = score_outputs(self.sets, outputs, resamples=0)
         dev_loss = self._dev_loss(model)
         if was_training:

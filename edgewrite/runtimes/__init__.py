@@ -30,7 +30,11 @@ class Runtime(Protocol):
     batches: bool  # generate() decodes several prompts together (else one after another)
     tokenizer: Any  # the artifact's transformers tokenizer: the prompt builder renders its chat template
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]: ...
+    def generate(
+        self, prompts: list[str], max_new_tokens: int = 128, sources: list[str] | None = None
+    ) -> list[Generation]:
+        """Greedy answers; ``sources`` (the texts being edited) lets a runtime copy-speculate from them."""
+        ...
 
     def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
         """Text pieces of one greedy answer as they are decoded."""

@@ -59,7 +59,13 @@ class HFRuntime:
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]:
+    prompt_lookup = 10  # draft tokens copied from the prompt for a single request (transformers' prompt lookup)
+
+    def generate(
+        self, prompts: list[str], max_new_tokens: int = 128, sources: list[str] | None = None
+    ) -> list[Generation]:
+        """Greedy answers, ``batch_size`` prompts per forward pass; a single prompt is decoded with
+        transformers' prompt-lookup speculation (lossless under greedy decoding: its drafts are verified)."""
         import torch
         from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -77,6 +83,7 @@ class HFRuntime:
             batch = prompts[start : start + self.batch_size]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             first = _FirstCall()
+            lookup = {"prompt_lookup_num_tokens": self.prompt_lookup} if len(batch) == 1 and self.prompt_lookup else {}
             t0 = time.perf_counter()
             with torch.inference_mode():
                 out = self.model.generate(
@@ -87,6 +94,7 @@ class HFRuntime:
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=list(self.stop_ids),
                     use_cache=True,
+                    **lookup,
                 )
             total = time.perf_counter() - t0
             ttft = (first.at or t0 + total) - t0

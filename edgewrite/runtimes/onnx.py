@@ -1,4 +1,11 @@
-"""ONNX Runtime GenAI runtime for ONNX artifacts (CPU provider; CUDA with onnxruntime-genai-cuda)."""
+"""ONNX Runtime GenAI runtime for ONNX artifacts (CPU provider; CUDA with onnxruntime-genai-cuda).
+
+One generator is kept between requests: a new prompt rewinds it to the common prefix with the previous
+one (``rewind_to``) and appends only its own tokens, so the chat template and instruction are evaluated
+once per document. Copy-speculation is not used here: onnxruntime-genai 0.18's n-gram speculation
+verifies drafts against every position's logits, which the builder's exports do not output (the LM
+head runs on the last position only), and it is limited to batch size 1.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edgewrite.errors import EdgewriteError
 from edgewrite.runtimes import Generation
@@ -21,7 +29,7 @@ class OnnxRuntime:
             import onnxruntime_genai as og
         except ImportError as e:
             raise EdgewriteError("ONNX artifacts need onnxruntime-genai: re-run ./install.sh") from e
-        from transformers import AutoTokenizer
+        from edgewrite.runtimes.chat import ChatTokenizer
 
         self.og = og
         self.device = device
@@ -35,26 +43,56 @@ class OnnxRuntime:
             self.model = og.Model(config)
         except Exception as e:  # noqa: BLE001 - og raises a plain RuntimeError/OrtException for bad files
             raise EdgewriteError(f"onnxruntime-genai could not load {path} (corrupt or truncated?): {e}") from e
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = ChatTokenizer(path)
         self._og_tokenizer = og.Tokenizer(self.model)
         genai = json.loads((path / "genai_config.json").read_text())
         eos = genai["model"]["eos_token_id"]
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.context = genai["model"].get("context_length", 2048)
+        self.keep_length = min(self.context, 1024)  # the kept generator's budget: prompt + answer of one unit
+        self._kept: Any = None
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._og_tokenizer.encode(text))
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 128) -> list[Generation]:
+    def _generator(self, tokens: list[int], limit: int) -> Any:
+        """A generator positioned after ``tokens``: the kept one rewound to the common prefix when it can be
+        reused (same length budget), else a new one."""
         og = self.og
+        need = len(tokens) + limit
+        max_length = self.keep_length if need <= self.keep_length else min(self.context, need)
+        kept = getattr(self, "_kept", None)
+        if kept is not None and kept[1] == max_length:
+            gen, _, previous = kept
+            common = 0
+            for a, b in zip(previous, tokens, strict=False):
+                if a != b:
+                    break
+                common += 1
+            common = min(common, len(tokens) - 1)
+            if common > 0:
+                gen.rewind_to(common)
+                gen.append_tokens(tokens[common:])
+                self._kept = (gen, max_length, list(tokens))
+                return gen
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(do_sample=False, max_length=max_length)
+        gen = og.Generator(self.model, params)
+        gen.append_tokens(tokens)
+        self._kept = (gen, max_length, list(tokens))
+        return gen
+
+    def generate(
+        self, prompts: list[str], max_new_tokens: int = 128, sources: list[str] | None = None
+    ) -> list[Generation]:
         results = []
         for prompt in prompts:
             tokens = self.tokenize(prompt)
-            params = og.GeneratorParams(self.model)
-            params.set_search_options(do_sample=False, max_length=min(self.context, len(tokens) + max_new_tokens))
+            if len(tokens) + 1 >= self.context:
+                results.append(Generation("", len(tokens), 0, 0.0, 0.0, "length"))
+                continue
             t0 = time.perf_counter()
-            generator = og.Generator(self.model, params)
-            generator.append_tokens(tokens)
+            generator = self._generator(tokens, max(1, min(self.context - len(tokens), max_new_tokens)))
             out: list[int] = []
             first = None
             finish = "length"
@@ -69,7 +107,7 @@ class OnnxRuntime:
                 out.append(tok)
             end = time.perf_counter()
             first = first or end
-            del generator
+            self._kept = (generator, self._kept[1], tokens + out)
             results.append(
                 Generation(
                     text=self._og_tokenizer.decode(out),
@@ -83,23 +121,26 @@ class OnnxRuntime:
         return results
 
     def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
-        og = self.og
+        """Text pieces of one greedy answer as they are decoded; returns the finish reason."""
         tokens = self.tokenize(prompt)
-        params = og.GeneratorParams(self.model)
-        params.set_search_options(do_sample=False, max_length=min(self.context, len(tokens) + max_new_tokens))
-        generator = og.Generator(self.model, params)
-        generator.append_tokens(tokens)
+        if len(tokens) + 1 >= self.context:
+            return "length"
+        self._kept = None  # a stream gets a generator of its own
+        generator = self._generator(tokens, max(1, min(self.context - len(tokens), max_new_tokens)))
+        self._kept = None
         decoder = self._og_tokenizer.create_stream()
         count = 0
         while not generator.is_done() and count < max_new_tokens:
             generator.generate_next_token()
             tok = int(generator.get_next_tokens()[0])
             if tok in self.stop_ids:
-                break
+                return "stop"
             count += 1
             piece = decoder.decode(tok)
             if piece:
                 yield piece
+        return "length"
 
     def close(self) -> None:
+        self._kept = None
         del self.model

@@ -1,6 +1,6 @@
 import pytest
 
-from edgewrite.evaluate import clean_output
+from edgewrite.edit import clean_output
 
 
 @pytest.mark.parametrize(

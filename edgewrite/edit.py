@@ -1,0 +1,214 @@
+"""The one edit path: a text and a task in, the edited text out, whatever does the editing.
+
+An ``Editor`` is a model runtime behind the task's prompt (``ModelEditor``: build the prompt, generate,
+clean the answer), a system that is not a model (``CopyEditor``; Harper in ``runtimes/harper.py``), or
+a composition (``PrePassEditor``: one editor's output is the next one's input). eval, bench, tune's
+selection, assist, serve and the language server all edit through this, so no command special-cases
+a system by name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgewrite.errors import EdgewriteError
+
+COPY = "copy"
+PRE_PASSES = ("harper",)
+
+
+_LEAD_IN = re.compile(
+    r"^(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
+    r"(?:here(?:'s| is| are)|the|this is the|a|an|my|revised|corrected|edited|improved|simplified|paraphrased|"
+    r"rewritten|fixed|output|answer|response|result)\b"
+    r"[^:\n]{0,80}?\b(?:version|sentence|text|paragraph|output|answer|response|rewrite|paraphrase|correction)s?\b"
+    r"[^:\n]{0,60}:\s*",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(
+    r"^(?:output|answer|response|correction|paraphrase|simplified|corrected|revised)\s*:\s*", re.IGNORECASE
+)
+
+
+def clean_output(text: str, source: str = "") -> str:
+    """One line of edited text from a model answer: no chat wrappers, no lead-in, no explanation."""
+    text = text.replace("<|im_end|>", "").replace("</s>", "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    stripped = _LABEL.sub("", _LEAD_IN.sub("", first, count=1), count=1)
+    if not stripped and len(lines) > 1:  # "Here is the corrected sentence:" on a line of its own
+        stripped = lines[1]
+    text = stripped or first
+    quoted = source.strip()[:1] in "\"'“"
+    if not quoted and len(text) > 1 and text[0] in '"“' and text[-1] in '"”':
+        text = text[1:-1].strip()
+    return text
+
+
+@dataclass
+class Edit:
+    output: str  # the edited text, cleaned
+    raw: str  # what the system produced (a model's raw answer)
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float = 0.0  # time to the first token (a system that is not a model: its whole time)
+    decode_s: float = 0.0
+    finish: str = "stop"
+
+
+class Editor(Protocol):
+    name: str
+    batches: bool  # edits several texts in one pass (decode batching)
+
+    def edit(self, task: str, texts: list[str]) -> list[Edit]: ...
+
+    def budget(self, text: str) -> int:
+        """Tokens the text takes (for batching similar lengths together)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ModelEditor:
+    """A model runtime behind the task's prompt: build the prompt with the task's default instruction,
+    generate greedily with a budget of 1.5x the input (+16), clean the answer."""
+
+    def __init__(self, runtime: Any, style: str) -> None:
+        self.runtime, self.style = runtime, style  # serve's chat completions talk to the runtime itself
+        self.name = runtime.name
+        self.batches = runtime.batches
+
+    def budget(self, text: str) -> int:
+        return len(self.runtime.tokenize(text))
+
+    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+        from edgewrite.tasks import TASKS, build_prompt
+
+        instruction = TASKS[task].default_instruction
+        prompts = [build_prompt(self.runtime.tokenizer, instruction, t, self.style) for t in texts]
+        limit = min(1024, int(max(self.budget(t) for t in texts) * 1.5) + 16)
+        gens = self.runtime.generate(prompts, max_new_tokens=limit, sources=texts)
+        return [
+            Edit(
+                output=clean_output(g.text, t),
+                raw=g.text,
+                prompt_tokens=g.prompt_tokens,
+                new_tokens=g.new_tokens,
+                ttft_s=g.ttft_s,
+                decode_s=g.decode_s,
+                finish=g.finish,
+            )
+            for t, g in zip(texts, gens, strict=True)
+        ]
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+class CopyEditor:
+    """Returns every text unchanged: the bar any system has to clear."""
+
+    name = COPY
+    batches = True
+    runtime = None  # no model to chat with
+
+    def budget(self, text: str) -> int:
+        return len(text.split())
+
+    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+        return [Edit(output=t, raw=t) for t in texts]
+
+    def close(self) -> None:
+        pass
+
+
+class PrePassEditor:
+    """``pre`` edits first; ``main`` edits what ``pre`` returned (e.g. Harper's spelling fixes, then
+    the model). Timings add up."""
+
+    def __init__(self, pre: Any, main: Any) -> None:
+        self.pre, self.main = pre, main
+        self.name = f"{pre.name}+{main.name}"
+        self.batches = main.batches
+        self.runtime = main.runtime
+
+    def budget(self, text: str) -> int:
+        return self.main.budget(text)
+
+    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+        first = self.pre.edit(task, texts)
+        second = self.main.edit(task, [e.output or t for e, t in zip(first, texts, strict=True)])
+        for a, b in zip(first, second, strict=True):
+            b.ttft_s += a.ttft_s + a.decode_s
+        return second
+
+    def close(self) -> None:
+        self.pre.close()
+        self.main.close()
+
+
+def check_pre(pre: str | None) -> None:
+    if pre is not None and pre not in PRE_PASSES:
+        raise EdgewriteError(f"--pre {pre}: unknown pre-pass; available: {', '.join(PRE_PASSES)}")
+
+
+def load_system(name: str) -> Any:
+    """An editor that is not a model: copy or harper."""
+    if name == COPY:
+        return CopyEditor()
+    if name == "harper":
+        from edgewrite.runtimes.harper import HarperEditor
+
+        return HarperEditor()
+    raise EdgewriteError(f"unknown system '{name}'; systems: copy, harper")
+
+
+SYSTEMS = (COPY, "harper")
+
+
+def load_editor(
+    artifact: Path | str,
+    device: str = "cpu",
+    threads: int | None = None,
+    batch_size: int = 8,
+    pre: str | None = None,
+) -> tuple[Any, dict]:
+    """The editor for an artifact folder or a system name (copy, harper), optionally behind a pre-pass,
+    and the artifact's manifest ({"kind": "system"} for a system)."""
+    check_pre(pre)
+    if str(artifact) in SYSTEMS and not Path(artifact).exists():
+        editor, manifest = load_system(str(artifact)), {"kind": "system", "name": str(artifact)}
+    else:
+        from edgewrite.runtimes import load_runtime
+
+        runtime, manifest = load_runtime(artifact, device=device, threads=threads, batch_size=batch_size)
+        editor = ModelEditor(runtime, manifest.get("prompt_style", "chat"))
+    if pre:
+        editor = PrePassEditor(load_system(pre), editor)
+    return editor, manifest
+
+
+def timed(edits: list[Edit], wall: float) -> list[dict[str, Any]]:
+    """Per-edit timing records; ``wall`` is the time of the call that made all of them."""
+    return [
+        {
+            "ttft_s": e.ttft_s,
+            "decode_s": e.decode_s,
+            "new_tokens": e.new_tokens,
+            "prompt_tokens": e.prompt_tokens,
+            "wall_s": wall / len(edits),
+        }
+        for e in edits
+    ]
+
+
+def edit_timed(editor: Any, task: str, texts: list[str]) -> tuple[list[Edit], list[dict[str, Any]]]:
+    t0 = time.perf_counter()
+    edits = editor.edit(task, texts)
+    return edits, timed(edits, time.perf_counter() - t0)
