@@ -27,25 +27,51 @@ sys.path.insert(0, str(ROOT))
 
 BASE = "benchmarks/recipe_search_base.yaml"
 # name -> (what it tests, --set overrides)
-CANDIDATES: dict[str, tuple[str, list[str]]] = {
-    "base": ("LoRA r16 on all linear layers, lr 5e-4, no default system prompt", []),
-    "lr-1e-3": ("learning rate 1e-3", ["train.lr=1e-3"]),
-    "edit-weight-3": ("edit-weighted loss: answer tokens that change the input weigh 3", ["train.edit_weight=3"]),
-    "full-ft": ("full fine-tuning, lr 1e-4", ["train.method=full", "train.lr=1e-4"]),
-    "lora-r64": ("LoRA r64 (alpha 128)", ["train.lora_r=64", "train.lora_alpha=128"]),
+EW = ["train.edit_weight=3"]
+# name -> (what it tests, --set overrides, the candidate it is compared with). Stage 1 varies the base
+# recipe; stage 2 varies the winner of stage 1 (edit weighting) one choice at a time.
+CANDIDATES: dict[str, tuple[str, list[str], str]] = {
+    "untuned": ("the embedded model without tuning (the bar to clear)", [], ""),
+    "base": ("LoRA r16 on all linear layers, lr 5e-4, no default system prompt", [], "untuned"),
+    "lr-1e-3": ("learning rate 1e-3", ["train.lr=1e-3"], "base"),
+    "edit-weight-3": ("edit-weighted loss: answer tokens that change the input weigh 3", EW, "base"),
+    "edit-weight-6": ("edit weight 6", ["train.edit_weight=6"], "edit-weight-3"),
+    "full-ft": (
+        "full fine-tuning, lr 1e-4, edit weight 3",
+        [*EW, "train.method=full", "train.lr=1e-4"],
+        "edit-weight-3",
+    ),
+    "lora-r64": (
+        "LoRA r64 (alpha 128), edit weight 3",
+        [*EW, "train.lora_r=64", "train.lora_alpha=128"],
+        "edit-weight-3",
+    ),
     "no-unchanged": (
-        "no training row whose answer is its input (cap 0 instead of 10%)",
-        ["data.max_unchanged_fraction=0"],
+        "no row whose answer is its input (cap 0 instead of 10%), edit weight 3",
+        [*EW, "data.max_unchanged_fraction=0"],
+        "edit-weight-3",
     ),
-    "synthetic-200": ("200 synthetic learner-error rows each for grammar and fluency", ["data.synthetic_errors=200"]),
-    "system-prompt": ("with the template's default system prompt", ["data.prompt_style=chat"]),
-    "alpaca-prompt": ("the paper's Alpaca prompt instead of the chat template", ["data.prompt_style=alpaca"]),
+    "synthetic-200": (
+        "200 synthetic learner-error rows each for grammar and fluency, edit weight 3",
+        [*EW, "data.synthetic_errors=200"],
+        "edit-weight-3",
+    ),
+    "system-prompt": (
+        "with the template's default system prompt, edit weight 3",
+        [*EW, "data.prompt_style=chat"],
+        "edit-weight-3",
+    ),
+    "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 3", [*EW, "data.prompt_style=alpaca"], "edit-weight-3"),
     "rewrite-weights": (
-        "rewriting tasks weighted 1.5x (clarity, coherence, simplification, paraphrase)",
-        ["data.task_weights={clarity: 1.5, coherence: 1.5, simplification: 1.5, paraphrase: 1.5}"],
+        "rewriting tasks weighted 1.5x (clarity, coherence, simplification, paraphrase), edit weight 3",
+        [*EW, "data.task_weights={clarity: 1.5, coherence: 1.5, simplification: 1.5, paraphrase: 1.5}"],
+        "edit-weight-3",
     ),
-    "general-200": ("200 general (Alpaca) rows instead of 40", ["data.general=200"]),
-    "lr-2e-4": ("learning rate 2e-4", ["train.lr=2e-4"]),
+    "general-200": (
+        "200 general (Alpaca) rows instead of 40, edit weight 3",
+        [*EW, "data.general=200"],
+        "edit-weight-3",
+    ),
 }
 
 
@@ -58,10 +84,16 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
     sets_ = [f"name=search-{name}", *overrides]
     recipe = load_recipe(ROOT / BASE, sets_)
     t0 = time.perf_counter()
-    dirs = run_recipe(recipe, log=print)
+    if name == "untuned":
+        from edgewrite.models import resolve_model
+
+        merged = resolve_model(recipe.model).path
+        stats = {"seconds": 0.0, "tokens_per_second": 0.0}
+    else:
+        dirs = run_recipe(recipe, log=print)
+        stats = json.loads((dirs["tune"] / "manifest.json").read_text())["stats"]
+        merged = dirs["merge"]
     train_s = time.perf_counter() - t0
-    adapter = json.loads((dirs["tune"] / "manifest.json").read_text())
-    merged = dirs["merge"]
     manifest = json.loads((merged / "manifest.json").read_text())
     exclude, fraction = training_keys(manifest)
     sets = gather(Path(recipe.data.data_dir), None, "dev", eval_rows, exclude, fraction, headline_only=True)
@@ -79,9 +111,13 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
         "name": name,
         "what": CANDIDATES[name][0],
         "overrides": overrides,
-        "command": f"edgewrite run {BASE} {override_flags} && "
-        f"edgewrite eval {merged} --limit {eval_rows} --headline-only",
-        "stats": adapter["stats"],
+        "compared_with": CANDIDATES[name][2],
+        "command": (
+            f"edgewrite eval default --limit {eval_rows} --headline-only"
+            if name == "untuned"
+            else f"edgewrite run {BASE} {override_flags} && edgewrite eval {merged} --limit {eval_rows} --headline-only"
+        ),
+        "stats": stats,
         "wall_s": {"data_tune_merge": round(train_s, 1), "eval": round(eval_s, 1)},
         "unchanged_output_fraction": round(unchanged, 4),
         "quality": quality,
@@ -89,30 +125,34 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
 
 
 def _compare(results: dict, eval_rows: int) -> None:
-    """Paired differences of every candidate against base (same rows, same resamples)."""
+    """Paired differences of every candidate against the one it varies and against the untuned model
+    (same rows, same resamples)."""
     from edgewrite.bootstrap import paired
     from edgewrite.evaluate import gather, headline_scorers
 
-    if "base" not in results:
-        return
-    sets = None
+    sets = gather(ROOT.parent / "shared" / "data", None, "dev", eval_rows, set(), 0.1, headline_only=True)
+    keys = {s.key: [r["id"] for r in s.rows] for s in sets}
     scorers = {}
     for name in results:
         rows = [json.loads(line) for line in (OUT / "rows" / f"{name}.jsonl").read_text().splitlines()]
         by_set: dict[str, dict[str, str]] = {}
         for r in rows:
             by_set.setdefault(r["set"], {})[r["id"]] = r["output"]
-        if sets is None:
-            sets = gather(ROOT.parent / "shared" / "data", None, "dev", eval_rows, set(), 0.1, headline_only=True)
-            keys = {s.key: [r["id"] for r in s.rows] for s in sets}
-        if any(set(by_set.get(k, {})) != set(ids) for k, ids in keys.items()):
-            results[name]["vs_base"] = None  # scored on other rows (should not happen: same seed, same split)
-            continue
-        outputs = {k: [by_set[k][i] for i in ids] for k, ids in keys.items()}
-        scorers[name] = headline_scorers(sets, outputs)
-    for name in results:
-        if name in scorers and name != "base":
-            results[name]["vs_base"] = {k: v.as_dict() for k, v in paired(scorers[name], scorers["base"]).items()}
+        if all(set(by_set.get(k, {})) == set(ids) for k, ids in keys.items()):
+            scorers[name] = headline_scorers(sets, {k: [by_set[k][i] for i in ids] for k, ids in keys.items()})
+    for name, r in results.items():
+        ref = r.get("compared_with")
+        r["vs_reference"] = (
+            {k: v.as_dict() for k, v in paired(scorers[name], scorers[ref]).items()}
+            if ref in scorers and name in scorers
+            else None
+        )
+        r["vs_untuned"] = (
+            {k: v.as_dict() for k, v in paired(scorers[name], scorers["untuned"]).items()}
+            if "untuned" in scorers and name in scorers and name != "untuned"
+            else None
+        )
+        r.pop("vs_base", None)
 
 
 def _render(doc: dict) -> None:
@@ -126,25 +166,30 @@ def _render(doc: dict) -> None:
         f"Command: `{doc['command']}`",
         "",
         "Mean of the seven headline scores (0-100) with its 95 % bootstrap interval; per task the headline; "
-        "'vs base' is the paired difference of the mean with its interval (* = interval excludes 0). "
-        "'same' = share of dev outputs identical to their input.",
+        "'vs its reference' / 'vs untuned': paired difference of the mean with its interval (* = interval excludes "
+        "0). 'same' = share of dev outputs identical to their input.",
         "",
-        "| candidate | what | mean [95% CI] | vs base | " + " | ".join(TASK_NAMES) + " | same | train s | tok/s |",
-        "|" + "---|" * (4 + len(TASK_NAMES) + 3),
+        "| candidate | what | mean [95% CI] | vs its reference | vs untuned | "
+        + " | ".join(TASK_NAMES)
+        + " | same | train s | tok/s |",
+        "|" + "---|" * (5 + len(TASK_NAMES) + 3),
     ]
+
+    def delta(d: dict | None) -> str:
+        m = (d or {}).get("mean")
+        if not m:
+            return "–"
+        star = "*" if m["lo"] > 0 or m["hi"] < 0 else ""
+        return f"{m['value']:+.2f} [{m['lo']:+.2f}, {m['hi']:+.2f}]{star}"
+
     for name, r in results.items():
         q = r["quality"]
         ci = q["mean_ci"]
-        vb = r.get("vs_base") or {}
-        m = vb.get("mean")
-        vs = (
-            "–"
-            if not m
-            else f"{m['value']:+.2f} [{m['lo']:+.2f}, {m['hi']:+.2f}]" + ("*" if m["lo"] > 0 or m["hi"] < 0 else "")
-        )
+        ref = f" (vs {r['compared_with']})" if r.get("compared_with") else ""
         cells = [f"{q['headline'].get(t, float('nan')):.1f}" for t in TASK_NAMES]
         lines.append(
-            f"| {name} | {r['what']} | {ci['value']:.2f} [{ci['lo']:.2f}, {ci['hi']:.2f}] | {vs} | "
+            f"| {name} | {r['what']} | {ci['value']:.2f} [{ci['lo']:.2f}, {ci['hi']:.2f}] | "
+            f"{delta(r.get('vs_reference'))}{ref if r.get('vs_reference') else ''} | {delta(r.get('vs_untuned'))} | "
             + " | ".join(cells)
             + f" | {r['unchanged_output_fraction']:.0%} | {r['stats']['seconds']:.0f}"
             + f" | {r['stats']['tokens_per_second']:.0f} |"
@@ -197,6 +242,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "recipe_search.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"results": {}}
+    for r in doc["results"].values():  # results from before the comparisons were named
+        r.setdefault("compared_with", CANDIDATES.get(r["name"], ("", [], ""))[2])
     from edgewrite.artifacts import git_commit, tool_versions
     from edgewrite.bench import _cpu_name
     from edgewrite.recipe import load_recipe

@@ -149,14 +149,18 @@ def edit_texts(
     task: str,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    edits: dict[int, Any] | None = None,
 ) -> list[str]:
     """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty keeps its
-    original text; units without a letter are not sent."""
+    original text; units without a letter are not sent. ``edits``, if given, receives each sent unit's
+    Edit (with its timings) by index."""
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
     for chunk in _batches(todo, batch_size):
-        edits = editor.edit(task, [texts[i].strip() for i in chunk])
-        for i, e in zip(chunk, edits, strict=True):
+        made = editor.edit(task, [texts[i].strip() for i in chunk])
+        for i, e in zip(chunk, made, strict=True):
+            if edits is not None:
+                edits[i] = e
             edited = _keep_unterminated(texts[i], e.output)
             if edited:
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]

@@ -319,18 +319,31 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     pre: Pre = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Require 'Authorization: Bearer KEY' (needed off loopback; or set EDGEWRITE_API_KEY)."),
+    ] = None,
+    queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = 64,
 ) -> None:
     """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
+    import os
+
     from edgewrite.artifacts import read_manifest
-    from edgewrite.edit import check_pre
+    from edgewrite.edit import SYSTEMS, check_pre
+    from edgewrite.serve import check_host
     from edgewrite.serve import serve as run_server
 
     _check_device(device)
     check_pre(pre)
+    key = api_key or os.environ.get("EDGEWRITE_API_KEY") or None
+    check_host(host, port, key)  # an invalid host, a port in use or a missing key: before anything loads
     path = _artifact_path(model) if model else _default_artifact(device)
-    read_manifest(path)  # a bad path fails here, before anything is announced
+    if str(path) not in SYSTEMS:
+        manifest = read_manifest(path)  # a bad path fails here, before anything is announced
+        if manifest.get("kind") in ("adapter", "data"):
+            raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
-    run_server(path, host, port, device, pre=pre)
+    run_server(path, host, port, device, pre=pre, api_key=key, queue_size=queue_size)
 
 
 @app.command()

@@ -1,16 +1,28 @@
 """``edgewrite serve``: an OpenAI-compatible API, a task-aware edit endpoint and a local editor page.
 
-One model instance serves every request; a lock makes requests take turns on it (the runtimes are
-not re-entrant), while FastAPI keeps accepting connections. Loopback only by default.
+One engine thread owns the model. Every request becomes a job in a bounded queue (a full queue answers
+503 with Retry-After); the engine takes what is waiting and decodes edits of the same task from
+different requests together (several sequences in one batch where the runtime batches), so
+concurrent users share the forward passes instead of queueing behind each other. A streamed answer
+is a job whose pieces flow back to its request; a client that goes away cancels its job, and the
+engine moves on. Responses carry OpenAI's ``usage`` and llama-server's ``timings``; errors use
+OpenAI's error shape. Loopback by default; on any other interface an API key is required and every
+route but ``/health`` asks for it (``Authorization: Bearer ...``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
+import os
+import queue
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +31,22 @@ from pydantic import BaseModel, Field
 from edgewrite.errors import EdgewriteError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_TOKENS = 4096
+QUEUE_SIZE = 64  # jobs waiting; more are answered 503
+MAX_BATCH = 16  # units decoded together
 
 
 # Request bodies live at module level: FastAPI resolves (postponed) annotations from module globals.
 class Message(BaseModel):
-    role: str
+    role: str = Field(pattern="^(system|user|assistant)$")
     content: str
 
 
 class ChatRequest(BaseModel):
     model: str | None = None
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     stream: bool = False
     temperature: float | None = None  # accepted for compatibility; decoding is greedy
 
@@ -44,32 +59,210 @@ class EditRequest(BaseModel):
 PAGE = Path(__file__).with_name("page.html")
 
 
-def check_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, port: int, api_key: str | None) -> None:
+    """Before anything is loaded: a valid, free address, and a key unless it is loopback."""
+    if not is_loopback(host) and not api_key:
+        raise EdgewriteError(
+            f"refusing to serve on {host} without an API key: pass --api-key (or set EDGEWRITE_API_KEY), "
+            "or keep the default 127.0.0.1"
+        )
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise EdgewriteError(f"--host {host} is not an address this machine can listen on ({e.strerror})") from e
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         try:
-            s.bind((host, port))
+            s.bind(address)
         except OSError as e:
             raise EdgewriteError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from e
 
 
-def create_app(editor: Any, manifest: dict, model_name: str, max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+check_port = check_host  # the name the tests and older callers use
+
+
+@dataclass
+class Job:
+    kind: str  # "edit", "chat" or "stream"
+    task: str = ""
+    texts: list[str] = field(default_factory=list)
+    prompt: str = ""
+    max_tokens: int = 256
+    future: Future = field(default_factory=Future)
+    pieces: queue.Queue | None = None  # a stream's text pieces, then (None, finish_reason)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+def _timings(gens: list[Any], wall_s: float) -> tuple[dict, dict]:
+    prompt = sum(g.prompt_tokens for g in gens)
+    new = sum(g.new_tokens for g in gens)
+    ttft = max((g.ttft_s for g in gens), default=0.0)
+    decode = max((g.decode_s for g in gens), default=0.0)
+    usage = {"prompt_tokens": prompt, "completion_tokens": new, "total_tokens": prompt + new}
+    timings = {
+        "prompt_n": prompt,
+        "prompt_ms": round(ttft * 1000, 2),
+        "predicted_n": new,
+        "predicted_ms": round(decode * 1000, 2),
+        "predicted_per_second": round(new / decode, 2) if decode > 0 else None,
+        "total_ms": round(wall_s * 1000, 2),
+    }
+    return usage, timings
+
+
+class Engine:
+    """The one thread that runs the model; requests reach it as jobs."""
+
+    def __init__(self, editor: Any, queue_size: int = QUEUE_SIZE, max_batch: int = MAX_BATCH) -> None:
+        self.editor, self.max_batch = editor, max_batch
+        self.jobs: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
+        self.stopped = threading.Event()
+        self.finished: list[str] = []  # how the last streams ended (stop, length, cancelled), newest last
+        self.thread = threading.Thread(target=self._loop, name="edgewrite-engine", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Job) -> Job:
+        self.jobs.put_nowait(job)  # queue.Full: the caller answers 503
+        return job
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _take(self) -> list[Job]:
+        first = self.jobs.get(timeout=0.2)
+        taken = [first]
+        deadline = time.perf_counter() + 0.005  # a few ms to gather requests that arrived together
+        while len(taken) < self.max_batch:
+            try:
+                taken.append(self.jobs.get(timeout=max(0.0, deadline - time.perf_counter())))
+            except queue.Empty:
+                break
+        return [j for j in taken if not j.cancelled.is_set()]
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                jobs = self._take()
+            except queue.Empty:
+                continue
+            streams = [j for j in jobs if j.kind == "stream"]
+            groups: dict[tuple, list[Job]] = {}
+            for j in jobs:
+                if j.kind != "stream":
+                    groups.setdefault((j.kind, j.task, j.max_tokens), []).append(j)
+            for (kind, _, _), group in groups.items():
+                self._run(group, self._edits if kind == "edit" else self._chats)
+            for j in streams:
+                self._run([j], self._stream)
+
+    @staticmethod
+    def _run(jobs: list[Job], work: Any) -> None:
+        try:
+            work(jobs)
+        except Exception as e:  # noqa: BLE001 - a failed request must not stop the engine
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(e)
+                if j.pieces is not None:
+                    j.pieces.put((None, "error"))
+
+    def _edits(self, jobs: list[Job]) -> None:
+        from edgewrite.assist import edit_texts
+
+        units = [t for j in jobs for t in j.texts]
+        made: dict[int, Any] = {}
+        t0 = time.perf_counter()
+        edited = edit_texts(self.editor, units, jobs[0].task, batch_size=self.max_batch, edits=made)
+        wall = time.perf_counter() - t0
+        at = 0
+        for j in jobs:
+            n = len(j.texts)
+            mine = [made[i] for i in range(at, at + n) if i in made]
+            j.future.set_result((edited[at : at + n], _timings(mine, wall)))
+            at += n
+
+    def _chats(self, jobs: list[Job]) -> None:
+        runtime = self.editor.runtime
+        t0 = time.perf_counter()
+        gens = runtime.generate([j.prompt for j in jobs], max_new_tokens=jobs[0].max_tokens)
+        wall = time.perf_counter() - t0
+        for j, g in zip(jobs, gens, strict=True):
+            j.future.set_result((g, _timings([g], wall)))
+
+    def _stream(self, jobs: list[Job]) -> None:
+        (job,) = jobs
+        assert job.pieces is not None
+        stream = self.editor.runtime.stream(job.prompt, max_new_tokens=job.max_tokens)
+        finish = "stop"
+        try:
+            while True:
+                if job.cancelled.is_set():  # the client went away: free the engine
+                    finish = "cancelled"
+                    break
+                try:
+                    job.pieces.put((next(stream), None))
+                except StopIteration as stop:
+                    finish = stop.value or "stop"
+                    break
+        finally:
+            stream.close()
+            job.pieces.put((None, finish))
+            self.finished = [*self.finished[-99:], finish]
+
+
+def create_app(
+    editor: Any,
+    manifest: dict,
+    model_name: str,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    api_key: str | None = None,
+    queue_size: int = QUEUE_SIZE,
+) -> Any:
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException
 
-    from edgewrite.assist import assist_document, word_diff
-    from edgewrite.tasks import TASK_NAMES
+    from edgewrite.assist import segment, word_diff
+    from edgewrite.tasks import TASK_NAMES, TASKS, chat_messages
 
-    lock = threading.Lock()
+    engine = Engine(editor, queue_size=queue_size)
     runtime = editor.runtime
     style = manifest.get("prompt_style", "chat")
-    app = FastAPI(title="edgewrite", version="1")
 
-    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        engine.close()
+
+    app = FastAPI(title="edgewrite", version="1", lifespan=lifespan)
+    app.state.engine = engine
+
+    def error(status: int, message: str, kind: str = "invalid_request_error", **headers: str) -> JSONResponse:
+        code = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 413: "request_too_large"}
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code.get(status, kind)}}
+        return JSONResponse(body, status_code=status, headers=headers or None)
 
     @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
+    async def guard(request: Request, call_next: Any) -> Any:
+        if api_key and request.url.path != "/health":
+            if request.headers.get("authorization", "") != f"Bearer {api_key}":
+                return error(
+                    401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "authentication_error"
+                )
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
             return error(413, f"request body over {max_body_bytes} bytes")
@@ -86,9 +279,19 @@ def create_app(editor: Any, manifest: dict, model_name: str, max_body_bytes: int
         message = "malformed JSON" if first.get("type") == "json_invalid" else f"{where}: {first.get('msg')}"
         return error(400, message)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), "invalid_request_error")
+
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": model_name, "format": manifest.get("format"), "runtime": editor.name}
+        return {
+            "status": "ok",
+            "model": model_name,
+            "format": manifest.get("format"),
+            "runtime": editor.name,
+            "queued": engine.jobs.qsize(),
+        }
 
     @app.get("/v1/models")
     def models() -> dict:
@@ -98,22 +301,38 @@ def create_app(editor: Any, manifest: dict, model_name: str, max_body_bytes: int
     def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 
-    def prompt_for(req: ChatRequest) -> str:
-        from edgewrite.tasks import chat_messages
+    def enqueue(job: Job) -> Job | JSONResponse:
+        try:
+            return engine.submit(job)
+        except queue.Full:
+            return error(503, "the server is busy; retry shortly", "server_busy", **{"Retry-After": "1"})
 
-        messages = chat_messages([m.model_dump() for m in req.messages], style)
-        return runtime.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    async def wait(job: Job) -> Any:
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:  # the client went away before its turn
+            job.cancelled.set()
+            raise
 
     @app.post("/v1/chat/completions")
-    def chat(req: ChatRequest) -> Any:
+    async def chat(req: ChatRequest) -> Any:
         if runtime is None:
             return error(400, f"this server runs '{editor.name}', a system that is not a model; use /v1/edit")
-        prompt = prompt_for(req)
+        messages = chat_messages([m.model_dump() for m in req.messages], style)
+        try:
+            prompt = runtime.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except EdgewriteError as e:
+            return error(400, str(e))
         limit = req.max_completion_tokens or req.max_tokens or 256
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:
-            with lock:
-                (gen,) = runtime.generate([prompt], max_new_tokens=limit)
+            job = enqueue(Job("chat", prompt=prompt, max_tokens=limit))
+            if not isinstance(job, Job):
+                return job
+            try:
+                gen, (usage, timings) = await wait(job)
+            except EdgewriteError as e:
+                return error(400, str(e))
             return {
                 "id": rid,
                 "object": "chat.completion",
@@ -122,52 +341,89 @@ def create_app(editor: Any, manifest: dict, model_name: str, max_body_bytes: int
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": gen.text}, "finish_reason": gen.finish}
                 ],
-                "usage": {
-                    "prompt_tokens": gen.prompt_tokens,
-                    "completion_tokens": gen.new_tokens,
-                    "total_tokens": gen.prompt_tokens + gen.new_tokens,
-                },
+                "usage": usage,
+                "timings": timings,
             }
+        job = enqueue(Job("stream", prompt=prompt, max_tokens=limit, pieces=queue.Queue()))
+        if not isinstance(job, Job):
+            return job
 
-        def events() -> Any:
-            def chunk(delta: dict, finish: str | None = None) -> str:
-                body = {
-                    "id": rid,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model_name,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                }
-                return f"data: {json.dumps(body)}\n\n"
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            body = {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return f"data: {json.dumps(body)}\n\n"
 
-            with lock:
+        async def events() -> Any:
+            assert job.pieces is not None
+            try:
                 yield chunk({"role": "assistant", "content": ""})
-                for piece in runtime.stream(prompt, max_new_tokens=limit):
+                while True:
+                    piece, finish = await asyncio.to_thread(job.pieces.get)
+                    if piece is None:
+                        if finish == "error":
+                            failed = {"error": {"message": "generation failed", "type": "server_error"}}
+                            yield f"data: {json.dumps(failed)}\n\n"
+                        else:
+                            yield chunk({}, finish)
+                        break
                     yield chunk({"content": piece})
-            yield chunk({}, "stop")
-            yield "data: [DONE]\n\n"
+                yield "data: [DONE]\n\n"
+            finally:
+                job.cancelled.set()  # a client that disconnects mid-stream frees the engine
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @app.post("/v1/edit")
-    def edit(req: EditRequest) -> Any:
+    async def edit(req: EditRequest) -> Any:
         if req.task not in TASK_NAMES:
             return error(400, f"unknown task '{req.task}'; tasks: {', '.join(TASK_NAMES)}")
         if not req.text.strip():
             return error(400, "text is empty")
-        with lock:
-            output, _, _ = assist_document(editor, req.text, req.task)
-        return {"task": req.task, "input": req.text, "output": output, "diff": word_diff(req.text, output)}
+        pieces = segment(req.text, TASKS[req.task].unit)
+        editable = [i for i, p in enumerate(pieces) if p.editable]
+        job = enqueue(Job("edit", task=req.task, texts=[pieces[i].text for i in editable]))
+        if not isinstance(job, Job):
+            return job
+        try:
+            edited, (usage, timings) = await wait(job)
+        except EdgewriteError as e:
+            return error(400, str(e))
+        out = [p.text for p in pieces]
+        for i, text in zip(editable, edited, strict=True):
+            out[i] = text
+        output = "".join(out)
+        return {
+            "task": req.task,
+            "input": req.text,
+            "output": output,
+            "diff": word_diff(req.text, output),
+            "usage": usage,
+            "timings": timings,
+        }
 
     return app
 
 
-def serve(model_path: Path, host: str, port: int, device: str = "cpu", pre: str | None = None) -> None:
+def serve(
+    model_path: Path,
+    host: str,
+    port: int,
+    device: str = "cpu",
+    pre: str | None = None,
+    api_key: str | None = None,
+    queue_size: int = QUEUE_SIZE,
+) -> None:
     import uvicorn
 
     from edgewrite.edit import load_editor
 
-    check_port(host, port)
+    api_key = api_key or os.environ.get("EDGEWRITE_API_KEY") or None
+    check_host(host, port, api_key)
     editor, manifest = load_editor(model_path, device=device, pre=pre)
-    app = create_app(editor, manifest, model_name=model_path.name)
+    app = create_app(editor, manifest, model_name=model_path.name, api_key=api_key, queue_size=queue_size)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -160,3 +160,78 @@ def tiny_recipe(tmp_path: Path, tiny_data_dir: Path, tiny_model_dir: Path) -> Pa
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
+
+
+EXPORTS = {
+    "gguf-f16": ("gguf", 16),
+    "gguf-q8": ("gguf", 8),
+    "gguf-q4": ("gguf", 4),
+    "onnx-fp32": ("onnx", 32),
+    "onnx-int4": ("onnx", 4),
+    "gptq-4bit": ("gptq", 4),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny Llama in every format edgewrite exports (GPTQ calibrated on a tiny data artifact)."""
+    from edgewrite.data import build_dataset
+    from edgewrite.quantize import quantize
+    from edgewrite.recipe import DataConfig
+
+    root = tmp_path_factory.mktemp("exports")
+    raw = root / "raw"
+    for task, pairs in TASK_ROWS.items():
+        rows = [{"task": task, "source": s, "references": [r], "id": f"{task}-{i}"} for i, (s, r) in enumerate(pairs)]
+        write_jsonl(raw / task / "train.jsonl", rows)
+    sources = [{"path": f"{task}/train.jsonl", "role": "train"} for task in TASK_ROWS]
+    build_dataset(DataConfig(data_dir=str(raw), sources=sources), root / "data")
+    return {
+        name: quantize(str(tiny_model_dir), fmt, bits, out=root / name, calibration=root / "data", samples=16)[0]
+        for name, (fmt, bits) in EXPORTS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def default_gguf(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model as a Q8_0 GGUF artifact (llama.cpp's converter and quantizer)."""
+    from edgewrite.quantize import quantize
+
+    path, _ = quantize(str(default_model_dir), "gguf", 8, tmp_path_factory.mktemp("gguf") / "q8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stopping_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny Llama fine-tuned to answer every request "Fine." and then stop at <|im_end|>, merged and
+    exported to GGUF and ONNX: a model whose stopping (and cut-off) can be observed in every runtime."""
+    import yaml
+
+    from edgewrite.pipeline import run_recipe
+    from edgewrite.quantize import quantize
+    from edgewrite.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("stopping")
+    for task, pairs in TASK_ROWS.items():
+        rows = [
+            {"task": task, "source": s, "references": ["Fine."], "id": f"{task}-{i}"} for i, (s, _) in enumerate(pairs)
+        ]
+        write_jsonl(root / "data" / task / "train.jsonl", rows * 3)
+    recipe = {
+        "name": "stopping",
+        "model": str(tiny_model_dir),
+        "out_dir": str(root / "runs"),
+        "data": {
+            "data_dir": str(root / "data"),
+            "sources": [{"path": f"{t}/train.jsonl", "role": "train"} for t in TASK_ROWS],
+            "max_unchanged_fraction": 1.0,
+        },
+        "train": {"method": "full", "max_steps": 120, "batch_size": 8, "lr": 3e-3, "max_length": 128, "bf16": False},
+    }
+    (root / "stopping.yaml").write_text(yaml.safe_dump(recipe))
+    merged = run_recipe(load_recipe(root / "stopping.yaml"), quiet=True, log=lambda *_: None)["merge"]
+    return {
+        "hf": merged,
+        "gguf": quantize(str(merged), "gguf", 8)[0],
+        "onnx": quantize(str(merged), "onnx", 32)[0],
+    }

@@ -56,6 +56,15 @@ class HFRuntime:
 
         return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
 
+    def next_token_logits(self, prompt: str | list[int]) -> Any:
+        """Logits (numpy, float32) for the token after ``prompt`` (text or token ids)."""
+        import torch
+
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), logits_to_keep=1)
+        return out.logits[0, -1].float().cpu().numpy()
+
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -119,6 +128,7 @@ class HFRuntime:
         return results
 
     def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
+        """Text pieces of one greedy answer as they are decoded; returns the finish reason."""
         import threading
 
         import torch
@@ -126,23 +136,28 @@ class HFRuntime:
 
         enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        result: list[Any] = []
 
         def work() -> None:
             with torch.inference_mode():
-                self.model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    streamer=streamer,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=list(self.stop_ids),
-                    use_cache=True,
+                result.append(
+                    self.model.generate(
+                        **enc,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        streamer=streamer,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        eos_token_id=list(self.stop_ids),
+                        use_cache=True,
+                    )
                 )
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
         yield from (piece for piece in streamer if piece)
         thread.join()
+        new = result[0][0, enc["input_ids"].shape[1] :].tolist() if result else []
+        return "stop" if new and new[-1] in self.stop_ids else "length"
 
     def close(self) -> None:
         del self.model

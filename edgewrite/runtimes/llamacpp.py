@@ -107,6 +107,8 @@ class LlamaCppRuntime:
             self.model = _internals.LlamaModel(path_model=str(gguf), params=mparams, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise EdgewriteError(f"llama.cpp could not load {gguf} (corrupt or truncated?): {e}") from e
+        n_ctx = min(n_ctx, self.model.n_ctx_train() * self.parallel) if self.model.n_ctx_train() > 0 else n_ctx
+        self.n_ctx = n_ctx
         cparams = llama_cpp.llama_context_default_params()
         n_threads = threads or os.cpu_count() or 1
         cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = n_ctx, 512, 512

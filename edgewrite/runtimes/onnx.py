@@ -49,8 +49,21 @@ class OnnxRuntime:
         eos = genai["model"]["eos_token_id"]
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.context = genai["model"].get("context_length", 2048)
+        self.vocab = genai["model"]["vocab_size"]
         self.keep_length = min(self.context, 1024)  # the kept generator's budget: prompt + answer of one unit
         self._kept: Any = None
+
+    def next_token_logits(self, prompt: str | list[int]) -> Any:
+        """Logits (numpy, float32) for the token after ``prompt`` (text or token ids), from a fresh generator."""
+        import numpy as np
+
+        og = self.og
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(do_sample=False, max_length=len(ids) + 1)
+        gen = og.Generator(self.model, params)
+        gen.append_tokens(ids)
+        return np.asarray(gen.get_logits(), dtype=np.float32).reshape(-1)[-self.vocab :]
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._og_tokenizer.encode(text))

@@ -13,15 +13,6 @@ from edgewrite.tasks import PROMPT_STYLES, TASK_NAMES, TASKS, build_prompt, stop
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-@pytest.fixture(scope="session")
-def default_gguf(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded model as a Q8_0 GGUF artifact (llama.cpp's converter and quantizer)."""
-    from edgewrite.quantize import quantize
-
-    path, _ = quantize(str(default_model_dir), "gguf", 8, tmp_path_factory.mktemp("gguf") / "q8")
-    return path
-
-
 @pytest.mark.parametrize("style", [s for s in PROMPT_STYLES if s != "alpaca"])
 def test_chat_template_renders_and_tokenizes_as_transformers(default_model_dir: Path, style: str) -> None:
     from transformers import AutoTokenizer
