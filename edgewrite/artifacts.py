@@ -102,12 +102,29 @@ def read_manifest(directory: Path | str, kinds: tuple[str, ...] | None = None) -
             "run the stage that makes it"
         )
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise EdgewriteError(f"{path} is not valid JSON ({e}); re-run the stage that made it") from e
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgewriteError(f"{path} is not valid JSON; re-run the stage that made it") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("kind"), str):
+        raise EdgewriteError(f"{path} is not an edgewrite manifest (no 'kind'); re-run the stage that made it")
     if kinds and manifest.get("kind") not in kinds:
         raise EdgewriteError(f"{directory} is a '{manifest.get('kind')}' artifact; expected one of: {', '.join(kinds)}")
     return manifest
+
+
+def ensure_writable(out: Path) -> None:
+    """Fail before any work if an output folder cannot be made: a file in the way, a read-only place."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgewriteError(f"--out {out} is a file; give a folder")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{out.name}.write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise EdgewriteError(f"cannot write {out} ({e.strerror or e}); choose a writable --out") from e
 
 
 def existing_matches(final: Path, fp: str, force: bool) -> bool:
@@ -115,14 +132,16 @@ def existing_matches(final: Path, fp: str, force: bool) -> bool:
 
     A folder that belongs to something else is refused unless ``force``; with ``force`` it is removed.
     """
+    ensure_writable(final)
     if not final.exists():
         return False
     manifest_path = final / MANIFEST
     if manifest_path.is_file():
         try:
-            if json.loads(manifest_path.read_text()).get("fingerprint") == fp:
+            found = json.loads(manifest_path.read_text())
+            if isinstance(found, dict) and found.get("fingerprint") == fp:
                 return True
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             pass
     if not force:
         raise EdgewriteError(

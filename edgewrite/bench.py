@@ -336,10 +336,10 @@ def bench(
     from edgewrite.edit import check_pre
 
     check_pre(pre)
+    _prepare_out(out)
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre)
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction)
-    _prepare_out(out)
     cells = [_copy_cell(sets)]
     n_rows = sum(len(s.rows) for s in sets)
     with Progress("bench", n_rows * len(entries) * len(devices), quiet=quiet) as progress:

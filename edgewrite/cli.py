@@ -84,13 +84,12 @@ def data(
     force: Force = False,
 ) -> None:
     """Build the instruction-tuning set for the seven writing tasks."""
+    from edgewrite.artifacts import ensure_writable
     from edgewrite.data import build_dataset
-    from edgewrite.recipe import Recipe, apply_overrides, load_recipe
+    from edgewrite.recipe import load_recipe, recipe_from_overrides
 
-    if recipe:
-        r = load_recipe(recipe, set_)
-    else:
-        r = Recipe.model_validate(apply_overrides({"name": "adhoc"}, set_ or []))
+    ensure_writable(out)
+    r = load_recipe(recipe, set_) if recipe else recipe_from_overrides(set_)
     config = r.data
     if tasks:
         config = config.model_copy(update={"tasks": _parse_tasks(tasks)})
@@ -427,10 +426,12 @@ def eval_(
     quiet: Quiet = False,
 ) -> None:
     """Score an artifact (or the systems copy, harper) with SARI, GLEU, F0.5, iBLEU, exact match (95 % intervals)."""
+    from edgewrite.edit import check_pre
     from edgewrite.evaluate import evaluate
     from edgewrite.progress import Progress
 
     _check_device(device)
+    check_pre(pre)
     bar = Progress("eval", 0, quiet=quiet)
 
     def start(total: int) -> None:
@@ -486,7 +487,10 @@ def _check_device(device: str) -> None:
 
 @app.command()
 def bench(
-    artifacts: Annotated[list[str], typer.Argument(help="Model artifact folders (the base model is always added).")],
+    artifacts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Model artifact folders (copy, the untuned base model and Harper are always added)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, or cpu,cuda.")] = "cpu",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per runtime (default: all cores).")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
@@ -517,7 +521,7 @@ def bench(
     devices = [d.strip() for d in device.split(",") if d.strip()]
     command = "edgewrite bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     doc = run_bench(
-        artifacts,
+        artifacts or [],
         out,
         devices,
         threads,
@@ -554,17 +558,28 @@ def report(
 
 
 def main() -> None:
+    """The entry point: every failure a user can cause ends in one line on stderr and exit code 2."""
     from edgewrite import quiet_third_party_logs
 
     quiet_third_party_logs()
     try:
-        app()
+        app(prog_name="edgewrite", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
     except EdgewriteError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted; finished stages are kept and `edgewrite run` resumes the rest")
         sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors: a missing argument, a value of the wrong type
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help was shown
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "edgewrite"
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        err_console.print(f"[bold red]error:[/] {message} (see `{where} --help`)", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -46,28 +46,34 @@ def in_dev_bucket(source: str, fraction: float) -> bool:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a malformed line is reported with its file and line number."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EdgewriteError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise EdgewriteError(f"{path}:{lineno}: expected a JSON object")
-            for key in ("task", "source", "references"):
-                if key not in row:
-                    raise EdgewriteError(f"{path}:{lineno}: missing '{key}'")
-            refs = row["references"]
-            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-                raise EdgewriteError(f"{path}:{lineno}: 'references' must be a list of strings")
-            if row["task"] not in (*TASK_NAMES, GENERAL):
-                raise EdgewriteError(
-                    f"{path}:{lineno}: unknown task '{row['task']}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})"
-                )
-            row.setdefault("id", f"{path.parent.name}-{path.stem}-{lineno}")
-            rows.append(row)
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        lineno = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise EdgewriteError(f"{path}:{lineno}: not UTF-8 text; give JSONL rows in UTF-8") from e
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise EdgewriteError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+        if not isinstance(row, dict):
+            raise EdgewriteError(f"{path}:{lineno}: expected a JSON object")
+        for key in ("task", "source", "references"):
+            if key not in row:
+                raise EdgewriteError(f"{path}:{lineno}: missing '{key}'")
+        if not isinstance(row["source"], str):
+            raise EdgewriteError(f"{path}:{lineno}: 'source' must be a string (got {type(row['source']).__name__})")
+        refs = row["references"]
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            raise EdgewriteError(f"{path}:{lineno}: 'references' must be a list of strings")
+        if not isinstance(row["task"], str) or row["task"] not in (*TASK_NAMES, GENERAL):
+            raise EdgewriteError(
+                f"{path}:{lineno}: unknown task '{row['task']}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})"
+            )
+        row.setdefault("id", f"{path.parent.name}-{path.stem}-{lineno}")
+        rows.append(row)
     return rows
 
 

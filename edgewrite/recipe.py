@@ -218,12 +218,22 @@ def _format_validation(source: str, err: ValidationError) -> str:
     return f"{source}: {where}: {msg}{more}"
 
 
+def recipe_from_overrides(overrides: list[str] | None, name: str = "adhoc") -> Recipe:
+    """A recipe of defaults with ``--set`` overrides (for commands used without a recipe file)."""
+    try:
+        return Recipe.model_validate(apply_overrides({"name": name}, overrides or []))
+    except ValidationError as e:
+        raise EdgewriteError(_format_validation("--set", e)) from e
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise EdgewriteError(f"recipe {path} does not exist; see recipes/ for examples")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise EdgewriteError(f"recipe {path} is not UTF-8 text (byte {e.start}); give a YAML file") from e
     except yaml.YAMLError as e:
         raise EdgewriteError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from e
     if not isinstance(raw, dict):

@@ -115,6 +115,8 @@ def quantize(
 
         label = {4: "int4", 16: "fp16", 32: "fp32"}[bits]
         settings = {"precision": label, "execution_provider": device}
+    if fmt == "gguf":
+        backend._ftype(settings["type"])  # an unknown llama.cpp type is refused before anything is written
     out = out or default_out(model_dir, fmt, label)
     fp = fingerprint({"parent": parent.get("fingerprint"), "format": fmt, **settings})
     if existing_matches(out, fp, force):

@@ -56,6 +56,8 @@ def load_runtime(
     fmt = manifest.get("format")
     if manifest.get("kind") in ("adapter", "data"):
         raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
+    if fmt in ("safetensors", "gptq") and not any(path.glob("*.safetensors")):
+        raise EdgewriteError(f"{path} has no model weights (*.safetensors); re-run the stage that made it")
     if fmt == "safetensors":
         from edgewrite.runtimes.hf import HFRuntime
 

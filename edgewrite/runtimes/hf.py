@@ -28,8 +28,8 @@ class HFRuntime:
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
         if threads:
             torch.set_num_threads(threads)
-        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
         try:
+            tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
             model = self._load(path, device, getattr(torch, dtype))
         except Exception as e:  # noqa: BLE001 - safetensors, torch and transformers each raise their own types
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
