@@ -8,8 +8,10 @@ def quiet_third_party_logs() -> None:
     optional CUDA kernels, torch's pytree deprecation notice (printed on every model load) and
     transformers' rename notice for gradient checkpointing (printed by its own Trainer)."""
     import logging
+    import os
     import warnings
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # libraries' tqdm bars; edgewrite's own progress is rich's
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -7,10 +7,12 @@ where it came from and the sha256 of every file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -152,18 +154,55 @@ def existing_matches(final: Path, fp: str, force: bool) -> bool:
     return False
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors) report an errno
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    """A write that failed for lack of room: an OSError, or a library's own error wrapping one."""
+    if isinstance(e, OSError):
+        return e.errno in _DISK_ERRORS
+    m = _OS_ERROR_CODE.search(str(e))
+    return bool(m) and int(m.group(1)) in _DISK_ERRORS
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    m = _OS_ERROR_CODE.search(str(e))
+    return os.strerror(int(m.group(1))) if m else str(e)
+
+
 @contextmanager
-def staged_dir(final: Path, keep_partial: bool = False) -> Iterator[Path]:
+def staged_dir(final: Path, keep_partial: bool = False, main: bool = True, resumable: bool = False) -> Iterator[Path]:
     """Yield ``<final>.partial``; rename it to ``final`` only if the block finishes.
 
-    With ``keep_partial`` an existing partial folder is reused (resumable stages keep checkpoints
-    there); otherwise a stale one is cleared first.
+    With ``keep_partial`` an existing partial folder is reused (a resumed stage continues from its
+    checkpoints); otherwise a stale one is cleared first. A failed block's folder is removed unless the
+    stage is ``resumable`` (its checkpoints are what `--resume` needs). A full disk or a file-size limit
+    ends in one line. ``main`` is False on the other processes of a multi-process run: they share the
+    folder but never clear or rename it.
     """
     partial = final.with_name(final.name + ".partial")
-    if partial.exists() and not keep_partial:
+    if main and partial.exists() and not keep_partial:
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
-    yield partial
+    try:
+        yield partial
+    except Exception as e:
+        if not resumable and main:
+            shutil.rmtree(partial, ignore_errors=True)
+        if _is_disk_full(e):
+            raise EdgewriteError(
+                f"could not write {final} ({_reason(e)}): free disk space (or raise the file-size limit) and re-run"
+            ) from e
+        raise
+    except BaseException:
+        if not resumable and main:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if not main:
+        return
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)

@@ -122,6 +122,8 @@ def tune(
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune (LoRA or full) the recipe's model on its data; builds the data first if needed."""
+    from accelerate import PartialState
+
     from edgewrite.data import build_dataset
     from edgewrite.pipeline import stage_dirs
     from edgewrite.recipe import load_recipe
@@ -129,8 +131,12 @@ def tune(
 
     r = load_recipe(recipe, set_)
     dirs = stage_dirs(r)
-    build_dataset(r.data, dirs["data"], seed=r.train.seed)
+    state = PartialState()  # under `accelerate launch` one of several processes: the first builds the data
+    with state.main_process_first():
+        build_dataset(r.data, dirs["data"], seed=r.train.seed)
     manifest = run_tune(r.train, r.model, dirs["data"], out or dirs["tune"], resume=resume, force=force, quiet=quiet)
+    if not state.is_main_process:
+        return
     stats = manifest["stats"]
     console.print(
         f"{manifest['kind']} written to {out or dirs['tune']}: {stats['steps']} steps, loss {stats['train_loss']:.3f}, "

@@ -79,9 +79,13 @@ def ollama_modelfile(artifact: Path, out: Path) -> Path:
         "PARAMETER num_ctx 2048",
         "",
     ]
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "Modelfile"
     tmp = out / ".Modelfile.tmp"
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise EdgewriteError(f"could not write {path} ({e.strerror}); free disk space or choose another --out") from e
     return path

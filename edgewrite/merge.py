@@ -36,7 +36,7 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
             for f in adapter_dir.iterdir():
                 if f.is_file() and f.name != "manifest.json":
                     shutil.copy2(f, tmp / f.name)
-            model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32, use_safetensors=True)
         else:
             from peft import PeftModel
 
@@ -44,7 +44,7 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
 
             quiet_gptqmodel()
 
-            model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32, use_safetensors=True)
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
         stop = manifest["stop_token"]
         model.generation_config = stop_generation_config(tokenizer, stop)

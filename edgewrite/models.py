@@ -87,7 +87,12 @@ def check_causal_lm(path: Path, ref: str) -> ModelInfo:
         )
     if archs and not any(a.endswith("ForCausalLM") for a in archs):
         raise EdgewriteError(f"model '{ref}' is not a causal LM (architectures: {', '.join(archs)})")
-    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+    if not any(path.glob("*.safetensors")):
+        if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+            raise EdgewriteError(
+                f"model '{ref}': {path} has only pickle weights (*.bin); edgewrite loads safetensors only "
+                "(convert them: model.save_pretrained(dir, safe_serialization=True) where you trust the file)"
+            )
         raise EdgewriteError(f"model '{ref}': {path} has a config but no weights (*.safetensors)")
     return ModelInfo(ref=ref, path=path, model_type=model_type, architectures=archs)
 

@@ -261,7 +261,7 @@ def _build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
 
     quiet_gptqmodel()
     set_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, use_safetensors=True)
     if config.method == "full":
         return model, sum(p.numel() for p in model.parameters())
     from peft import LoraConfig, get_peft_model
@@ -473,6 +473,15 @@ def _callbacks(collate: Collator, quiet: bool, selector: DevSelection | None, ch
                 self._select(state.global_step, model, checkpoints / f"checkpoint-{state.global_step}", control)
 
         def _select(self, step, model, checkpoint, control) -> None:  # noqa: ANN001
+            from accelerate import PartialState
+            from accelerate.utils import broadcast_object_list
+
+            stop = [False]
+            if PartialState().is_main_process:  # one process scores; all stop together
+                stop = [self._score(step, model, checkpoint)]
+            control.should_training_stop = bool(broadcast_object_list(stop, from_process=0)[0])
+
+        def _score(self, step, model, checkpoint) -> bool:  # noqa: ANN001
             t0 = time.perf_counter()
             entry = selector.evaluate(model, step)
             if selector.is_better(entry):
@@ -488,9 +497,10 @@ def _callbacks(collate: Collator, quiet: bool, selector: DevSelection | None, ch
                 )
             patience = selector.config.early_stopping
             if patience and selector.evaluations_without_gain() >= patience:
-                control.should_training_stop = True
                 if self.bar:
                     self.bar.log(f"early stop: {patience} evaluations without gain")
+                return True
+            return False
 
         def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
             if self.bar:
@@ -567,9 +577,14 @@ def tune(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune ``model_ref`` on the data artifact at ``data_dir``; write an adapter or full model to ``out``."""
+    from accelerate import PartialState
+
+    state = PartialState()  # one process, or one of several under `accelerate launch`
     data_manifest = read_manifest(data_dir, kinds=("data",))
     fp = tune_fingerprint(config, model_ref, data_manifest)
-    if existing_matches(out, fp, force):
+    with state.main_process_first():  # only the first process may clear a folder of another run
+        done = existing_matches(out, fp, force)
+    if done:
         return read_manifest(out)
     from edgewrite.models import resolve_model
 
@@ -588,8 +603,11 @@ def tune(
 
     from transformers.trainer_callback import PrinterCallback
 
-    with staged_dir(out, keep_partial=resume) as tmp:
-        (tmp / _FP_FILE).write_text(fp)
+    main = state.is_main_process
+    with staged_dir(out, keep_partial=resume, main=main, resumable=True) as tmp:
+        if main:
+            (tmp / _FP_FILE).write_text(fp)
+        state.wait_for_everyone()
         collate = Collator(run.tokenizer, config.answer_only_logits)
         trainer = _trainer_class()(
             model=model,
@@ -601,6 +619,8 @@ def tune(
         trainer.remove_callback(PrinterCallback)  # the progress shows loss; no raw dicts on stdout
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=checkpoint)
+        if not main:  # the other processes of a multi-process run write nothing
+            return {}
         seconds = time.perf_counter() - t0 - (selector.seconds if selector else 0.0)
         stats = _stats(trainer, result, collate, run, seconds, trainable, checkpoint)
         (tmp / "train_log.json").write_text(

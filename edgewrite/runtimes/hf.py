@@ -54,7 +54,7 @@ class HFRuntime:
     def _load(self, path: Path, device: str, dtype: Any) -> Any:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True).to(device).eval()
 
     def next_token_logits(self, prompt: str | list[int]) -> Any:
         """Logits (numpy, float32) for the token after ``prompt`` (text or token ids)."""
