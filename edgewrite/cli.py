@@ -53,8 +53,13 @@ def models() -> None:
     """List the models edgewrite can use: the embedded default, cached conversions, and local runs."""
     from edgewrite.models import list_models
 
+    rows = list_models()
+    if not console.is_terminal:  # piped: one tab-separated line per model, nothing wrapped
+        for row in rows:
+            sys.stdout.write("\t".join((row["ref"], row["what"], row["status"], row["path"])) + "\n")
+        return
     table = Table("ref", "what", "status", "path")
-    for row in list_models():
+    for row in rows:
         table.add_row(row["ref"], row["what"], row["status"], row["path"])
     console.print(table)
 
