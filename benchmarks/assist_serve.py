@@ -1,11 +1,14 @@
-"""Assist throughput and server latency with one artifact on 2 CPU threads.
+"""Assist and serve with one artifact on 2 CPU threads, each measured in processes of their own.
 
-1. `edgewrite assist` on a 2,000-word document of real learner English (JFLEG dev sources, which
-   carry real errors), in its own process: wall time, words/s, peak RSS.
-2. `edgewrite serve` on loopback: 50 concurrent one-sentence /v1/edit requests; latency p50/p95,
-   errors, and the server's peak RSS.
+1. Cold start: process start -> the first edited sentence on stdout (`edgewrite assist -` on one
+   sentence), and whether torch or transformers was imported on the way.
+2. `edgewrite assist` on a 2,000-word document of real learner English (JFLEG dev sources): wall time,
+   words/s, peak RSS.
+3. `edgewrite serve` on loopback: N concurrent one-sentence /v1/edit requests, served one at a time
+   (--max-batch 1, how the server worked before) and decoded together (--max-batch 16), side by side:
+   latency p50/p95, errors, the server's peak RSS.
 
-    python benchmarks/assist_serve.py runs/quickstart/gguf-q4_k_m
+    python benchmarks/assist_serve.py runs/writing-cpu/gguf-q4_k_m
 
 Writes benchmarks/results/assist_serve.{json,md}.
 """
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -25,12 +27,26 @@ import time
 import urllib.request
 from pathlib import Path
 
-from edgewrite.artifacts import git_commit, tool_versions
-from edgewrite.assist import word_diff
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgewrite.artifacts import git_commit, tool_versions  # noqa: E402
+from edgewrite.bench import _cpu_name, _pct  # noqa: E402
+
+EXE = [sys.executable, "-m", "edgewrite.cli"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
+PROBE = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['edgewrite', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('edgewrite.cli', run_name='__main__')\n"
+    "except SystemExit as e:\n    code = e.code\n"
+    "print('PROBE', 'torch' in sys.modules, 'transformers' in sys.modules,"
+    " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+)
 
 
 def document(words: int) -> str:
-    rows = [json.loads(x) for x in Path("../shared/data/jfleg/dev.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (ROOT.parent / "shared/data/jfleg/dev.jsonl").read_text().splitlines()]
     paras, para, count = [], [], 0
     for r in rows:
         para.append(r["source"])
@@ -45,46 +61,30 @@ def document(words: int) -> str:
     return "\n\n".join(paras) + "\n"
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+def probe(args: list[str], stdin: str | None = None) -> tuple[float, dict, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], input=stdin, capture_output=True, text=True, env=ENV, cwd=ROOT
+    )
+    wall = time.perf_counter() - t0
+    line = next((x for x in done.stderr.splitlines() if x.startswith("PROBE")), None)
+    if done.returncode != 0 or line is None:
+        sys.exit(done.stderr[-3000:])
+    _, torch_loaded, tf_loaded, rss = line.split()
+    return (
+        wall,
+        {"torch": torch_loaded == "True", "transformers": tf_loaded == "True", "peak_rss_mb": float(rss)},
+        done.stdout,
+    )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("artifact")
-    ap.add_argument("--words", type=int, default=2000)
-    ap.add_argument("--requests", type=int, default=50)
-    ap.add_argument("--out", default="benchmarks/results")
-    a = ap.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    exe = [sys.executable, "-m", "edgewrite.cli"]
-    doc = document(a.words)
-    n_words = len(doc.split())
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "doc.md"
-        src.write_text(doc)
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [*exe, "assist", str(src), "-m", a.artifact, "--out", str(Path(tmp) / "out.md"), "-q"],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        wall = time.perf_counter() - t0
-        if done.returncode != 0:
-            sys.exit(done.stderr)
-        assist_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        edited = (Path(tmp) / "out.md").read_text()
-
+def serve_round(artifact: str, sentences: list[str], max_batch: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [*exe, "serve", "-m", a.artifact, "--port", str(port)],
-        env=env,
+        [*EXE, "serve", "-m", artifact, "--port", str(port), "--max-batch", str(max_batch)],
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -95,12 +95,11 @@ def main() -> None:
             break
         except OSError:
             time.sleep(0.2)
-    sentences = [s for s in doc.replace("\n", " ").split(". ") if len(s.split()) > 3][: a.requests]
     latencies: list[float] = []
     errors: list[str] = []
 
     def one(text: str) -> None:
-        body = json.dumps({"text": text.strip() + ".", "task": "grammar"}).encode()
+        body = json.dumps({"text": text, "task": "grammar"}).encode()
         req = urllib.request.Request(base + "/v1/edit", data=body, headers={"Content-Type": "application/json"})
         t = time.perf_counter()
         try:
@@ -116,49 +115,79 @@ def main() -> None:
         t.start()
     for t in threads:
         t.join()
-    serve_wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
     status = Path(f"/proc/{server.pid}/status").read_text()
-    server_rss = int(next(x for x in status.splitlines() if x.startswith("VmHWM")).split()[1]) / 1024
+    rss = next(int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmHWM"))
     server.terminate()
     server.wait()
+    return {
+        "max_batch": max_batch,
+        "requests": len(sentences),
+        "errors": len(errors),
+        "p50_ms": round(_pct(latencies, 0.5) or 0, 1),
+        "p95_ms": round(_pct(latencies, 0.95) or 0, 1),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(rss, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("artifact")
+    ap.add_argument("--words", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=50)
+    ap.add_argument("--out", default="benchmarks/results")
+    a = ap.parse_args()
+    doc = document(a.words)
+    cold_wall, cold, first = probe(["assist", "-", "-m", a.artifact, "-q"], stdin="She go to school every days.\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "doc.md"
+        src.write_text(doc)
+        wall, info, _ = probe(["assist", str(src), "-m", a.artifact, "--out", str(Path(tmp) / "out.md"), "-q"])
+    sentences = [s.strip() + "." for s in doc.replace("\n", " ").split(". ") if len(s.split()) > 3][: a.requests]
+    rounds = [serve_round(a.artifact, sentences, mb) for mb in (1, 16)]
     result = {
         "benchmark": "assist_serve",
         "command": "python " + " ".join(sys.argv),
         "artifact": a.artifact,
-        "conditions": {"threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "cold_start": {"seconds": round(cold_wall, 2), "output": first.strip(), **cold},
         "assist": {
-            "words": n_words,
+            "words": len(doc.split()),
             "seconds": round(wall, 2),
-            "words_per_second": round(n_words / wall, 1),
-            "peak_rss_mb": round(assist_rss, 1),
-            "words_changed": sum(len(t.split()) for op, t in word_diff(doc, edited) if op == "-"),
+            "words_per_second": round(len(doc.split()) / wall, 1),
+            **info,
         },
-        "serve": {
-            "requests": len(sentences),
-            "concurrent": len(sentences),
-            "errors": len(errors),
-            "latency_ms_p50": round(pct(latencies, 0.5), 1) if latencies else None,
-            "latency_ms_p95": round(pct(latencies, 0.95), 1) if latencies else None,
-            "seconds": round(serve_wall, 2),
-            "peak_rss_mb": round(server_rss, 1),
-            "error_samples": errors[:3],
-        },
+        "serve": rounds,
     }
     out = Path(a.out)
     (out / "assist_serve.json").write_text(json.dumps(result, indent=2) + "\n")
-    s_, v = result["assist"], result["serve"]
+    one_at_a_time, together = rounds
+    modules = f"torch: {cold['torch']}, transformers: {cold['transformers']}"
+    speed = f"{wall:.1f} s, **{result['assist']['words_per_second']} words/s**"
+    names = {1: "one request at a time (--max-batch 1)", 16: "decoded together (--max-batch 16)"}
     md = [
-        f"# Assist and serve ({Path(a.artifact).name}, 2 CPU threads)",
+        f"# Assist and serve ({a.artifact}, {result['conditions']['cpu']}, 2 threads)",
         "",
         f"Command: `{result['command']}`",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| assist: {s_['words']}-word document | {s_['seconds']} s, **{s_['words_per_second']} words/s** |",
-        f"| assist: peak RSS | {s_['peak_rss_mb']} MB |",
-        f"| serve: {v['requests']} concurrent /v1/edit requests | p50 {v['latency_ms_p50']} ms, "
-        f"p95 {v['latency_ms_p95']} ms, **{v['errors']} errors** |",
-        f"| serve: peak RSS | {v['peak_rss_mb']} MB |",
+        f"| cold start: process start to the first edited sentence | {cold_wall:.2f} s |",
+        f"| modules imported by assist on this artifact | {modules} |",
+        f"| assist: {result['assist']['words']}-word document | {speed} |",
+        f"| assist: peak RSS | **{info['peak_rss_mb']:.0f} MB** |",
+        "",
+        f"{a.requests} concurrent one-sentence /v1/edit requests on loopback:",
+        "",
+        "| server | p50 ms | p95 ms | errors | all done in s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {names[r['max_batch']]} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['errors']} | {r['wall_s']} | {r['peak_rss_mb']:.0f} |"
+            for r in rounds
+        ),
+        "",
+        f"Decoding together: p50 {one_at_a_time['p50_ms'] / max(together['p50_ms'], 1e-9):.1f}x lower.",
         "",
     ]
     (out / "assist_serve.md").write_text("\n".join(md))

@@ -334,6 +334,7 @@ def serve(
         typer.Option(help="Require 'Authorization: Bearer KEY' (needed off loopback; or set EDGEWRITE_API_KEY)."),
     ] = None,
     queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = 64,
+    max_batch: Annotated[int, typer.Option(min=1, help="Sentences decoded together (1: one at a time).")] = 16,
 ) -> None:
     """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
     import os
@@ -353,7 +354,7 @@ def serve(
         if manifest.get("kind") in ("adapter", "data"):
             raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
-    run_server(path, host, port, device, pre=pre, api_key=key, queue_size=queue_size)
+    run_server(path, host, port, device, pre=pre, api_key=key, queue_size=queue_size, max_batch=max_batch)
 
 
 @app.command()

@@ -228,6 +228,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     api_key: str | None = None,
     queue_size: int = QUEUE_SIZE,
+    max_batch: int = MAX_BATCH,
 ) -> Any:
     from contextlib import asynccontextmanager
 
@@ -239,7 +240,7 @@ def create_app(
     from edgewrite.assist import segment, word_diff
     from edgewrite.tasks import TASK_NAMES, TASKS, chat_messages
 
-    engine = Engine(editor, queue_size=queue_size)
+    engine = Engine(editor, queue_size=queue_size, max_batch=max_batch)
     runtime = editor.runtime
     style = manifest.get("prompt_style", "chat")
 
@@ -417,6 +418,7 @@ def serve(
     pre: str | None = None,
     api_key: str | None = None,
     queue_size: int = QUEUE_SIZE,
+    max_batch: int = MAX_BATCH,
 ) -> None:
     import uvicorn
 
@@ -425,5 +427,7 @@ def serve(
     api_key = api_key or os.environ.get("EDGEWRITE_API_KEY") or None
     check_host(host, port, api_key)
     editor, manifest = load_editor(model_path, device=device, pre=pre)
-    app = create_app(editor, manifest, model_name=model_path.name, api_key=api_key, queue_size=queue_size)
+    app = create_app(
+        editor, manifest, model_name=model_path.name, api_key=api_key, queue_size=queue_size, max_batch=max_batch
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

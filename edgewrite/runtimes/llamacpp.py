@@ -122,6 +122,7 @@ class LlamaCppRuntime:
         self.stop_ids = {self.model.token_eos(), self.model.token_eot(), *self.tokenize(stop_token)} - {-1}
         self.lock = threading.Lock()  # one context: requests take turns (batches are decoded together)
         self._cached: list[int] = []  # sequence 0's tokens in the KV cache
+        self.prefix_cache = True  # reuse the cached common prefix of the previous request
 
     # ------------------------------------------------------------------ low level
     def tokenize(self, text: str) -> list[int]:
@@ -171,6 +172,8 @@ class LlamaCppRuntime:
         cached prefix reused and copy-speculation when a source text is known."""
         t0 = time.perf_counter()
         common = 0
+        if not self.prefix_cache:
+            self._cached = []
         for a, b in zip(self._cached, prompt, strict=False):
             if a != b:
                 break

@@ -52,6 +52,7 @@ class OnnxRuntime:
         self.vocab = genai["model"]["vocab_size"]
         self.keep_length = min(self.context, 1024)  # the kept generator's budget: prompt + answer of one unit
         self._kept: Any = None
+        self.prefix_cache = True  # rewind the kept generator to the common prefix of the previous request
 
     def next_token_logits(self, prompt: str | list[int]) -> Any:
         """Logits (numpy, float32) for the token after ``prompt`` (text or token ids), from a fresh generator."""
@@ -74,7 +75,7 @@ class OnnxRuntime:
         og = self.og
         need = len(tokens) + limit
         max_length = self.keep_length if need <= self.keep_length else min(self.context, need)
-        kept = getattr(self, "_kept", None)
+        kept = getattr(self, "_kept", None) if self.prefix_cache else None
         if kept is not None and kept[1] == max_length:
             gen, _, previous = kept
             common = 0
