@@ -183,7 +183,8 @@ def main() -> None:
         "| server | p50 ms | p95 ms | errors | all done in s | peak RSS MB |",
         "|---|---|---|---|---|---|",
         *(
-            f"| {names[r['max_batch']]} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['errors']} | {r['wall_s']} | {r['peak_rss_mb']:.0f} |"
+            f"| {names[r['max_batch']]} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['errors']} | "
+            f"{r['wall_s']} | {r['peak_rss_mb']:.0f} |"
             for r in rounds
         ),
         "",
