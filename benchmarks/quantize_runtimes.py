@@ -2,7 +2,9 @@
 the same library called directly on the same file (same prompt, same number of greedy tokens).
 
 Each quantization runs as `edgewrite quantize` in its own process (wall time, peak RSS of the process
-tree); decode speed is the median of 3 runs after a warm-up, on 2 threads.
+tree). Decode speed: after a warm-up of each, the edgewrite path and the library-direct path run
+alternately, ROUNDS times each, plain greedy decoding on both sides (edgewrite's copy-speculation off);
+the median and the range show whether a gap is overhead or run-to-run noise. 2 threads.
 
     python benchmarks/quantize_runtimes.py --model runs/quickstart/merged
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 from edgewrite.artifacts import git_commit, tool_versions
+from edgewrite.bench import _cpu_name
 
 EXPORTS = [("gguf", 8, "gguf-q8_0"), ("gguf", 4, "gguf-q4_k_m"), ("onnx", 4, "onnx-int4"), ("gptq", 4, "gptq-4bit-g64")]
 PROMPT_TEXT = (
@@ -60,18 +63,11 @@ def quantize(model: str, fmt: str, bits: int) -> dict:
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1)}
 
 
-def _median_rate(fn, runs: int = 3) -> tuple[float, float]:
-    fn()  # warm-up
-    rates, ttfts = [], []
-    for _ in range(runs):
-        n, ttft, decode = fn()
-        rates.append((n - 1) / decode)
-        ttfts.append(ttft * 1000)
-    return statistics.median(rates), statistics.median(ttfts)
+ROUNDS = 5
 
 
-def direct(fmt: str, path: Path, prompt: str, n: int) -> tuple[float, float]:
-    """The library alone: generate exactly n greedy tokens from the same prompt text."""
+def direct(fmt: str, path: Path, prompt: str, n: int):  # noqa: ANN201
+    """The library alone: one measurement of exactly n greedy tokens from the same prompt text."""
     if fmt == "gguf":
         import llama_cpp
 
@@ -89,7 +85,7 @@ def direct(fmt: str, path: Path, prompt: str, n: int) -> tuple[float, float]:
                     break
             return n, first - t0, time.perf_counter() - first
 
-        return _median_rate(run)
+        return run
     if fmt == "onnx":
         import onnxruntime  # noqa: F401
         import onnxruntime_genai as og
@@ -113,7 +109,7 @@ def direct(fmt: str, path: Path, prompt: str, n: int) -> tuple[float, float]:
                     first = time.perf_counter()
             return n, first - t0, time.perf_counter() - first
 
-        return _median_rate(run)
+        return run
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
@@ -149,21 +145,50 @@ def direct(fmt: str, path: Path, prompt: str, n: int) -> tuple[float, float]:
             )
         return n, first.at - t0, time.perf_counter() - first.at
 
-    return _median_rate(run)
+    return run
 
 
-def through_edgewrite(path: Path) -> tuple[float, float, int, str]:
+def through_edgewrite(path: Path):  # noqa: ANN201
+    """edgewrite's runtime for the artifact, plain greedy decoding: a one-measurement closure, the token
+    count it produces and the prompt."""
     from edgewrite.runtimes import load_runtime
     from edgewrite.tasks import TASKS, build_prompt
 
     runtime, manifest = load_runtime(path, threads=2, batch_size=1)
-    prompt = build_prompt(runtime.tokenizer, TASKS["grammar"].default_instruction, PROMPT_TEXT)
-    runtime.generate([prompt], max_new_tokens=96)  # warm-up
-    gens = [runtime.generate([prompt], max_new_tokens=96)[0] for _ in range(3)]
-    rate = statistics.median((g.new_tokens - 1) / g.decode_s for g in gens)
-    ttft = statistics.median(g.ttft_s * 1000 for g in gens)
-    runtime.close()
-    return rate, ttft, gens[0].new_tokens, prompt
+    for switch in ("prompt_lookup", "draft_tokens"):  # plain decoding, as the library does it
+        if hasattr(runtime, switch):
+            setattr(runtime, switch, 0)
+    prompt = build_prompt(
+        runtime.tokenizer, TASKS["grammar"].default_instruction, PROMPT_TEXT, manifest["prompt_style"]
+    )
+    (g,) = runtime.generate([prompt], max_new_tokens=96)
+
+    def run():  # noqa: ANN202
+        (g,) = runtime.generate([prompt], max_new_tokens=96)
+        return g.new_tokens, g.ttft_s, g.decode_s
+
+    return run, g.new_tokens, prompt, runtime
+
+
+def interleaved(ours, lib) -> dict:  # noqa: ANN001
+    """Both paths warmed up, then measured alternately ROUNDS times: median and range of each."""
+    ours()
+    lib()
+    rates: dict[str, list[float]] = {"ours": [], "lib": []}
+    ttfts: dict[str, list[float]] = {"ours": [], "lib": []}
+    for _ in range(ROUNDS):
+        for key, fn in (("ours", ours), ("lib", lib)):
+            n, ttft, decode = fn()
+            rates[key].append((n - 1) / decode)
+            ttfts[key].append(ttft * 1000)
+    return {
+        k: {
+            "tok_s": round(statistics.median(rates[k]), 1),
+            "tok_s_range": [round(min(rates[k]), 1), round(max(rates[k]), 1)],
+            "ttft_ms": round(statistics.median(ttfts[k]), 1),
+        }
+        for k in rates
+    }
 
 
 def main() -> None:
@@ -179,8 +204,9 @@ def main() -> None:
         q = quantize(str(model), fmt, bits) if bits else {"seconds": None, "peak_rss_mb": None}
         manifest = json.loads((path / "manifest.json").read_text())
         size = sum(f["bytes"] for f in manifest["files"].values())
-        ours, ours_ttft, n, prompt = through_edgewrite(path)
-        lib, lib_ttft = direct(fmt, path, prompt, n)
+        ours, n, prompt, runtime = through_edgewrite(path)
+        m = interleaved(ours, direct(fmt, path, prompt, n))
+        runtime.close()
         label = {"hf": "HF fp32 (merged)"}.get(fmt) or f"{fmt} {path.name.split('-', 1)[1]}"
         rows.append(
             {
@@ -189,11 +215,13 @@ def main() -> None:
                 "size_mb": round(size / 1e6, 1),
                 "quantize": q,
                 "tokens": n,
-                "edgewrite_tok_s": round(ours, 1),
-                "library_tok_s": round(lib, 1),
-                "overhead_pct": round((lib - ours) / lib * 100, 1),
-                "edgewrite_ttft_ms": round(ours_ttft, 1),
-                "library_ttft_ms": round(lib_ttft, 1),
+                "edgewrite_tok_s": m["ours"]["tok_s"],
+                "edgewrite_tok_s_range": m["ours"]["tok_s_range"],
+                "library_tok_s": m["lib"]["tok_s"],
+                "library_tok_s_range": m["lib"]["tok_s_range"],
+                "overhead_pct": round((m["lib"]["tok_s"] - m["ours"]["tok_s"]) / m["lib"]["tok_s"] * 100, 1),
+                "edgewrite_ttft_ms": m["ours"]["ttft_ms"],
+                "library_ttft_ms": m["lib"]["ttft_ms"],
                 "fallback_tensors": manifest.get("details", {}).get("fallback_tensors"),
             }
         )
@@ -201,25 +229,27 @@ def main() -> None:
     result = {
         "benchmark": "quantize_runtimes",
         "command": "python " + " ".join(sys.argv),
-        "conditions": {"threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "rows": rows,
     }
     out = Path(a.out)
     (out / "quantize_runtimes.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        "# Quantization and runtimes (quickstart model, 2 CPU threads)",
+        f"# Quantization and runtimes ({model}, {_cpu_name()}, 2 threads)",
         "",
         f"Command: `{result['command']}`",
         "",
-        "| artifact | MB | quantize s | quantize peak RSS MB | decode tok/s (edgewrite) | decode tok/s (library "
-        "direct) | overhead | TTFT ms (edgewrite / direct) |",
+        f"| artifact | MB | quantize s | quantize peak RSS MB | decode tok/s, edgewrite (range of {ROUNDS}) | "
+        "decode tok/s, library direct (range) | overhead | TTFT ms (edgewrite / direct) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         q = r["quantize"]
         md.append(
             f"| {r['artifact']} | {r['size_mb']} | {q['seconds'] or '–'} | {q['peak_rss_mb'] or '–'} | "
-            f"{r['edgewrite_tok_s']} | {r['library_tok_s']} | {r['overhead_pct']}% | "
+            f"{r['edgewrite_tok_s']} ({r['edgewrite_tok_s_range'][0]}-{r['edgewrite_tok_s_range'][1]}) | "
+            f"{r['library_tok_s']} ({r['library_tok_s_range'][0]}-{r['library_tok_s_range'][1]}) | "
+            f"{r['overhead_pct']}% | "
             f"{r['edgewrite_ttft_ms']} / {r['library_ttft_ms']} |"
         )
     (out / "quantize_runtimes.md").write_text("\n".join(md) + "\n")
