@@ -22,7 +22,7 @@ from edgewrite import __version__
 SOURCE = "edgewrite"
 MAX_UNIT_CHARS = 2000  # a longer "sentence" (a pasted log line, a 5 MB line) is not sent to the model
 CACHE_SIZE = 5000
-LANGUAGES = ("plaintext", "markdown", "git-commit", "text")
+LANGUAGES = ("plaintext", "markdown", "git-commit", "gitcommit", "text")
 
 
 @dataclass
@@ -65,7 +65,7 @@ class EditService:
         from edgewrite.assist import edit_texts, segment
         from edgewrite.tasks import TASKS
 
-        if language == "git-commit":  # comment lines of a commit message are not prose
+        if language in ("git-commit", "gitcommit"):  # comment lines of a commit message are not prose
             text = "\n".join(" " * len(line) if line.startswith("#") else line for line in text.split("\n"))
         pieces, starts, offset = [], [], 0
         for piece in segment(text, TASKS[self.task].unit):
@@ -121,6 +121,8 @@ def create_server(service: EditService, debounce_s: float = 0.4) -> Any:
         if generation.get(uri) != mine:
             return  # a newer change came in: that one will be analysed
         doc = server.workspace.get_text_document(uri)
+        if doc.language_id and doc.language_id not in LANGUAGES:
+            return  # prose only: source code and other languages are not checked
         text = doc.source
         if "\x00" in text:
             server.window_log_message(

@@ -1,0 +1,98 @@
+"""Ship a recipe run's tuned LoRA adapter inside the package as the `writing` model.
+
+Writes edgewrite/shipped/writing/: the adapter's weights in fp16 (safetensors), its config, and a
+manifest with what it is and how good it measured: the recipe (file and sha256), the data fingerprint,
+training statistics and the dev selection history, and the dev scores with 95 % intervals of its
+merged model and of its 4-bit serving export, copied from a bench run (every dev row). `edgewrite
+models` lists it; assist, serve and generate use it by default (merged and exported once, on first use).
+
+    python benchmarks/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
+        --bench benchmarks/results/bench --serve gguf:4
+
+Re-running the recipe from a fresh clone rebuilds the same adapter (benchmarks/reproduce_writing.py
+checks the dev scores of a rebuild against these intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgewrite.artifacts import read_manifest, write_manifest  # noqa: E402
+
+TARGET = ROOT / "edgewrite" / "shipped" / "writing"
+
+
+def _cell(bench: dict, path: str) -> dict | None:
+    for c in bench["cells"]:
+        if Path(c.get("artifact", "")).resolve() == Path(path).resolve():
+            q = c["quality"]
+            return {
+                "label": c["label"],
+                "mean_ci": q.get("mean_ci"),
+                "headline_ci": q.get("headline_ci"),
+                "headline_source": q.get("headline_source"),
+                "rows": bench["conditions"]["rows"],
+            }
+    return None
+
+
+def main() -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", help="the recipe run folder (with adapter/ and merged/)")
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--bench", required=True, help="a bench folder that benched the run's merged model and export")
+    ap.add_argument("--serve", default="gguf:4", help="the format assist and serve use: gguf:4 or onnx:4")
+    a = ap.parse_args()
+    run = Path(a.run)
+    adapter = read_manifest(run / "adapter", kinds=("adapter",))
+    fmt, bits = a.serve.split(":")
+    served = {"gguf": "gguf-q4_k_m", "onnx": "onnx-int4"}[fmt]
+    bench = json.loads((Path(a.bench) / "bench.json").read_text())
+    dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
+    if not dev["merged"] or not dev["served"]:
+        sys.exit(f"{a.bench} has no cells for {run / 'merged'} and {run / served}; bench them first")
+    staging = TARGET.with_name("writing.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    weights = load_file(run / "adapter" / "adapter_model.safetensors")
+    save_file({k: v.to(torch.float16).contiguous() for k, v in weights.items()}, staging / "adapter_model.safetensors")
+    shutil.copy2(run / "adapter" / "adapter_config.json", staging / "adapter_config.json")
+    train_log = json.loads((run / "adapter" / "train_log.json").read_text())
+    recipe_text = Path(a.recipe).read_text()
+    write_manifest(
+        staging,
+        "adapter",
+        fingerprint=adapter["fingerprint"],
+        format="peft",
+        dtype="float16",
+        base_model={"ref": "default", "model_type": "llama"},
+        recipe={"path": a.recipe, "sha256": hashlib.sha256(recipe_text.encode()).hexdigest()},
+        data={"fingerprint": adapter["data"]["fingerprint"]},
+        prompt_style=adapter["prompt_style"],
+        stop_token=adapter["stop_token"],
+        train=adapter["train"],
+        stats=adapter["stats"],
+        selection=train_log.get("selection"),
+        dev=dev,
+        serve={"format": fmt, "bits": int(bits)},
+        bench={"path": a.bench, "created": bench["created"], "command": bench.get("command")},
+    )
+    shutil.rmtree(TARGET, ignore_errors=True)
+    staging.rename(TARGET)
+    size = sum(f.stat().st_size for f in TARGET.iterdir()) / 1e6
+    print(f"shipped {run / 'adapter'} as {TARGET} ({size:.1f} MB); dev mean {dev['served']['mean_ci']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The tuned `writing` model that ships inside the package: it loads with no training run, checks its
+own integrity, merges into the embedded base, and corrects a sentence."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgewrite.artifacts import read_manifest
+from edgewrite.errors import EdgewriteError
+from edgewrite.models import SHIPPED_DIR, WRITING, resolve_model, shipped_adapter
+
+
+def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
+    folder = shipped_adapter()
+    manifest = read_manifest(folder)
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert manifest["kind"] == "adapter" and manifest["dtype"] == "float16" and size <= 40e6
+    assert manifest["base_model"]["ref"] == "default" and manifest["recipe"]["path"].startswith("recipes/")
+    for which in ("merged", "served"):
+        ci = manifest["dev"][which]["mean_ci"]
+        assert ci["lo"] <= ci["value"] <= ci["hi"] and len(manifest["dev"][which]["headline_ci"]) == 7
+    assert manifest["serve"]["format"] in ("gguf", "onnx") and manifest["serve"]["bits"] == 4
+
+
+def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> None:
+    from edgewrite.edit import load_editor
+
+    info = resolve_model(WRITING)
+    merged = read_manifest(info.path)
+    assert merged["kind"] == "merged" and merged["parent"]["path"] == str(SHIPPED_DIR / WRITING)
+    editor, _ = load_editor(info.path, batch_size=1)
+    (edit,) = editor.edit("grammar", ["She go to school every days."])
+    assert edit.output != "She go to school every days." and "goes" in edit.output
+
+
+def test_a_damaged_or_missing_shipped_model_says_reinstall(tmp_path: Path, monkeypatch) -> None:
+    from edgewrite import models
+
+    shutil.copytree(SHIPPED_DIR / WRITING, tmp_path / WRITING)
+    monkeypatch.setattr(models, "SHIPPED_DIR", tmp_path)
+    weights = tmp_path / WRITING / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(EdgewriteError, match="damaged .*reinstall edgewrite"):
+        models.resolve_model(WRITING)
+    shutil.rmtree(tmp_path / WRITING)
+    with pytest.raises(EdgewriteError, match="missing from this installation.*reinstall edgewrite"):
+        models.shipped_adapter()
+
+
+def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
+    """The README's promise from a fresh install: the shipped model, exported once to its serving format."""
+    import os
+
+    env = {**os.environ, "EDGEWRITE_HOME": os.environ["EDGEWRITE_HOME"]}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgewrite.cli", "assist", "-", "--task", "grammar", "-q"],
+        input="She go to school every days.\n",
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "goes" in done.stdout and "shipped 'writing' model" in done.stderr
