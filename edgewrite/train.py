@@ -479,7 +479,8 @@ def _callbacks(collate: Collator, quiet: bool, selector: DevSelection | None, ch
             stop = [False]
             if PartialState().is_main_process:  # one process scores; all stop together
                 stop = [self._score(step, model, checkpoint)]
-            control.should_training_stop = bool(broadcast_object_list(stop, from_process=0)[0])
+            if broadcast_object_list(stop, from_process=0)[0]:
+                control.should_training_stop = True  # never reset it: the Trainer sets it at max_steps
 
         def _score(self, step, model, checkpoint) -> bool:  # noqa: ANN001
             t0 = time.perf_counter()

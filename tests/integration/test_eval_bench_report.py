@@ -144,8 +144,10 @@ def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: 
     copy = doc["cells"][0]["quality"]
     assert copy["headline"]["grammar"] == 0.0  # copy proposes no edit: F0.5 = 0
     assert all(copy["headline_ci"][t]["lo"] <= copy["headline"][t] <= copy["headline_ci"][t]["hi"] for t in HEADLINE)
-    (cmp,) = doc["comparisons"]  # base vs copy
-    assert {cmp["a"], cmp["b"]} == {"copy", cell["id"]} and set(cmp["tasks"]) == set(HEADLINE)
+    pairs = {frozenset((c["a"], c["b"])) for c in doc["comparisons"]}
+    harper = next(c for c in doc["cells"] if c.get("kind") == "system")
+    assert pairs == {frozenset(p) for p in (("copy", cell["id"]), ("copy", harper["id"]), (cell["id"], harper["id"]))}
+    assert all(set(c["tasks"]) == set(HEADLINE) for c in doc["comparisons"])
 
     # A re-run finds the finished cell and does not run it again.
     stamp = (out / "cells" / f"{cell['id']}.json").stat().st_mtime

@@ -13,7 +13,12 @@ def test_interrupted_stage_leaves_no_trusted_folder(tmp_path: Path) -> None:
             (tmp / "half.bin").write_bytes(b"x")
             raise RuntimeError("killed")
     assert not final.exists()
-    assert (tmp_path / "stage.partial").exists()
+    assert not (tmp_path / "stage.partial").exists()  # a failed stage cleans up after itself
+    with pytest.raises(RuntimeError):
+        with staged_dir(final, resumable=True) as tmp:  # a resumable one keeps its checkpoints
+            (tmp / "checkpoint").write_bytes(b"x")
+            raise RuntimeError("killed")
+    assert not final.exists() and (tmp_path / "stage.partial" / "checkpoint").is_file()
 
 
 def test_finished_stage_is_renamed_with_hashes(tmp_path: Path) -> None:
