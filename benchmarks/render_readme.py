@@ -23,7 +23,7 @@ def main() -> None:
         body = "\n".join(line for line in table.splitlines() if not line.startswith("# "))
         return f"<!-- results:{name} -->\n{body.strip()}\n<!-- /results:{name} -->"
 
-    text = re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
+    text = re.sub(r"<!-- results:([\w/-]+) -->.*?<!-- /results:\1 -->", fill, text, flags=re.S)
     readme.write_text(text)
 
 

@@ -103,7 +103,13 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     )
     load_s = time.perf_counter() - t0
     sets = gather(
-        Path(spec["data_dir"]), spec["tasks"], spec["split"], spec["limit"], set(spec["exclude"]), spec["dev_fraction"]
+        Path(spec["data_dir"]),
+        spec["tasks"],
+        spec["split"],
+        spec["limit"],
+        set(spec["exclude"]),
+        spec["dev_fraction"],
+        headline_only=spec.get("headline_only", False),
     )
     editor.edit(sets[0].spec.task, [sets[0].rows[0]["source"]])  # warm-up: first-call allocations are not latency
     done = 0
@@ -321,6 +327,7 @@ def bench(
     latency_rows: int = LATENCY_ROWS,
     pre: str | None = None,
     systems: tuple[str, ...] = ("harper",),
+    headline_only: bool = False,
 ) -> dict[str, Any]:
     from edgewrite.evaluate import gather
     from edgewrite.progress import Progress
@@ -339,7 +346,7 @@ def bench(
     _prepare_out(out)
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre)
     # Every artifact is scored on the same rows: none that any of them was trained on.
-    sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction)
+    sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction, headline_only=headline_only)
     cells = [_copy_cell(sets)]
     n_rows = sum(len(s.rows) for s in sets)
     with Progress("bench", n_rows * len(entries) * len(devices), quiet=quiet) as progress:
@@ -359,6 +366,7 @@ def bench(
                     "batch_size": QUALITY_BATCH,
                     "latency_rows": latency_rows,
                     "pre": entry["pre"],
+                    "headline_only": headline_only,
                 }
                 cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
                 progress.base += n_rows
@@ -370,7 +378,10 @@ def bench(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,
         **_rescore_note(out / "bench.json", command, rescore),
-        "conditions": _conditions(threads, split, limit, tasks, data_dir, sets, exclude),
+        "conditions": {
+            **_conditions(threads, split, limit, tasks, data_dir, sets, exclude),
+            "headline_only": headline_only,
+        },
         "cells": cells,
         "comparisons": comparisons,
         "training": training_curves(entries),

@@ -517,6 +517,9 @@ def bench(
         str | None,
         typer.Option("--pre", help="Also bench every listed artifact behind this pre-pass (harper)."),
     ] = None,
+    headline_only: Annotated[
+        bool, typer.Option("--headline-only", help="Only the set that gives each task's headline number.")
+    ] = False,
     data_dir: DataDir = Path("../shared/data"),
     out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
         "benchmarks/results/bench"
@@ -546,6 +549,7 @@ def bench(
         rescore=rescore,
         latency_rows=latency_rows,
         pre=pre,
+        headline_only=headline_only,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

@@ -316,6 +316,8 @@ def markdown_table(doc: dict) -> str:
     cond = doc["conditions"]
     resamples = next(c for c in doc["cells"] if c["artifact"] == COPY)["quality"].get("resamples", 1000)
     sample = "every row" if not cond.get("limit_per_set") else f"{cond['limit_per_set']} per set"
+    if cond.get("headline_only"):
+        sample += " of each task's headline set"
     lines += [
         "",
         f"Task scores (0-100): {headline_sources(doc)}. Intervals: 95 % paired bootstrap, {resamples} resamples "
@@ -570,6 +572,8 @@ def render_html(doc: dict, verdicts: list[dict], bench_dir: Path) -> str:
     head, rows = _task_table(doc)
     curves = "".join(_curve_svg(label, curve) for label, curve in (doc.get("training") or {}).items())
     sample = "every row" if not cond.get("limit_per_set") else f"a seeded sample of {cond['limit_per_set']} per set"
+    if cond.get("headline_only"):
+        sample += " of each task's headline set"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgewrite report</title>
 <style>
