@@ -36,6 +36,7 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
     "lr-1e-3": ("learning rate 1e-3", ["train.lr=1e-3"], "base"),
     "edit-weight-3": ("edit-weighted loss: answer tokens that change the input weigh 3", EW, "base"),
     "edit-weight-6": ("edit weight 6", ["train.edit_weight=6"], "edit-weight-3"),
+    "edit-weight-10": ("edit weight 10", ["train.edit_weight=10"], "edit-weight-6"),
     "full-ft": (
         "full fine-tuning, lr 1e-4, edit weight 3",
         [*EW, "train.method=full", "train.lr=1e-4"],
