@@ -36,12 +36,14 @@ from edgewrite.bench import _cpu_name, _pct  # noqa: E402
 EXE = [sys.executable, "-m", "edgewrite.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 PROBE = (
-    "import resource, runpy, sys\n"
-    "sys.argv = ['edgewrite', *sys.argv[1:]]\n"
+    "import runpy, sys\n"
+    "sys.argv, code = ['edgewrite', *sys.argv[1:]], 0\n"
     "try:\n    runpy.run_module('edgewrite.cli', run_name='__main__')\n"
     "except SystemExit as e:\n    code = e.code\n"
-    "print('PROBE', 'torch' in sys.modules, 'transformers' in sys.modules,"
-    " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+    "loaded = ('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    "from edgewrite.bench import peak_rss_mb\n"
+    "print('PROBE', *loaded, peak_rss_mb(), file=sys.stderr)\n"
+    "sys.exit(code)\n"
 )
 
 

@@ -92,8 +92,6 @@ def _latency_rows(sets: list, n: int, seed: int = 7) -> list:
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside the worker process: load, warm up, generate for every row, time single requests."""
-    import resource
-
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs
 
@@ -141,11 +139,25 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         "unchanged_fraction": round(
             sum(" ".join(r["output"].split()) == " ".join(r["source"].split()) for r in records) / len(records), 4
         ),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": peak_gpu,
         "quality": quality,
         "_records": records,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory. VmHWM belongs to the address space exec made; getrusage's
+    ru_maxrss would also count the parent's high-water mark at fork (a big parent, a falsely big child)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _timing_summary(timings: list[dict]) -> dict[str, Any]:
