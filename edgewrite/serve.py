@@ -221,41 +221,47 @@ class Engine:
             self.finished = [*self.finished[-99:], finish]
 
 
-def create_app(
-    editor: Any,
-    manifest: dict,
-    model_name: str,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    api_key: str | None = None,
-    queue_size: int = QUEUE_SIZE,
-    max_batch: int = MAX_BATCH,
-) -> Any:
-    from contextlib import asynccontextmanager
+def error(status: int, message: str, kind: str = "invalid_request_error", **headers: str) -> Any:
+    """An error response in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+    from fastapi.responses import JSONResponse
 
-    from fastapi import FastAPI, Request
+    code = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 413: "request_too_large"}
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code.get(status, kind)}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+@dataclass
+class _Served:
+    """What the routes share: the engine and the model it runs."""
+
+    engine: Engine
+    editor: Any
+    manifest: dict
+    name: str
+
+    @property
+    def style(self) -> str:
+        return self.manifest.get("prompt_style", "chat")
+
+    def enqueue(self, job: Job) -> Any:
+        try:
+            return self.engine.submit(job)
+        except queue.Full:
+            return error(503, "the server is busy; retry shortly", "server_busy", **{"Retry-After": "1"})
+
+    @staticmethod
+    async def wait(job: Job) -> Any:
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:  # the client went away before its turn
+            job.cancelled.set()
+            raise
+
+
+def _guards(app: Any, api_key: str | None, max_body_bytes: int) -> None:
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
-
-    from edgewrite.assist import segment, word_diff
-    from edgewrite.tasks import TASK_NAMES, TASKS, chat_messages
-
-    engine = Engine(editor, queue_size=queue_size, max_batch=max_batch)
-    runtime = editor.runtime
-    style = manifest.get("prompt_style", "chat")
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> Any:
-        yield
-        engine.close()
-
-    app = FastAPI(title="edgewrite", version="1", lifespan=lifespan)
-    app.state.engine = engine
-
-    def error(status: int, message: str, kind: str = "invalid_request_error", **headers: str) -> JSONResponse:
-        code = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 413: "request_too_large"}
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code.get(status, kind)}}
-        return JSONResponse(body, status_code=status, headers=headers or None)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -267,117 +273,115 @@ def create_app(
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
             return error(413, f"request body over {max_body_bytes} bytes")
-        if request.method == "POST":
-            body = await request.body()
-            if len(body) > max_body_bytes:
-                return error(413, f"request body over {max_body_bytes} bytes")
+        if request.method == "POST" and len(await request.body()) > max_body_bytes:
+            return error(413, f"request body over {max_body_bytes} bytes")
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def bad_request(request: Request, exc: RequestValidationError) -> Any:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-        message = "malformed JSON" if first.get("type") == "json_invalid" else f"{where}: {first.get('msg')}"
-        return error(400, message)
+        return error(400, "malformed JSON" if first.get("type") == "json_invalid" else f"{where}: {first.get('msg')}")
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Any:
         return error(exc.status_code, str(exc.detail), "invalid_request_error")
+
+
+def _info_routes(app: Any, served: _Served) -> None:
+    from fastapi.responses import HTMLResponse
 
     @app.get("/health")
     def health() -> dict:
         return {
             "status": "ok",
-            "model": model_name,
-            "format": manifest.get("format"),
-            "runtime": editor.name,
-            "queued": engine.jobs.qsize(),
+            "model": served.name,
+            "format": served.manifest.get("format"),
+            "runtime": served.editor.name,
+            "queued": served.engine.jobs.qsize(),
         }
 
     @app.get("/v1/models")
     def models() -> dict:
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "edgewrite"}]}
+        return {"object": "list", "data": [{"id": served.name, "object": "model", "owned_by": "edgewrite"}]}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 
-    def enqueue(job: Job) -> Job | JSONResponse:
-        try:
-            return engine.submit(job)
-        except queue.Full:
-            return error(503, "the server is busy; retry shortly", "server_busy", **{"Retry-After": "1"})
 
-    async def wait(job: Job) -> Any:
-        try:
-            return await asyncio.wrap_future(job.future)
-        except asyncio.CancelledError:  # the client went away before its turn
-            job.cancelled.set()
-            raise
+def _chunk(rid: str, created: int, model: str, delta: dict, finish: str | None = None) -> str:
+    body = {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _stream_events(job: Job, rid: str, created: int, model: str) -> Any:
+    assert job.pieces is not None
+    try:
+        yield _chunk(rid, created, model, {"role": "assistant", "content": ""})
+        while True:
+            piece, finish = await asyncio.to_thread(job.pieces.get)
+            if piece is None:
+                if finish == "error":
+                    yield f"data: {json.dumps({'error': {'message': 'generation failed', 'type': 'server_error'}})}\n\n"
+                else:
+                    yield _chunk(rid, created, model, {}, finish)
+                break
+            yield _chunk(rid, created, model, {"content": piece})
+        yield "data: [DONE]\n\n"
+    finally:
+        job.cancelled.set()  # a client that disconnects mid-stream frees the engine
+
+
+def _chat_route(app: Any, served: _Served) -> None:
+    from fastapi.responses import StreamingResponse
+
+    from edgewrite.tasks import chat_messages
+
+    runtime = served.editor.runtime
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest) -> Any:
         if runtime is None:
-            return error(400, f"this server runs '{editor.name}', a system that is not a model; use /v1/edit")
-        messages = chat_messages([m.model_dump() for m in req.messages], style)
+            return error(400, f"this server runs '{served.editor.name}', a system that is not a model; use /v1/edit")
+        messages = chat_messages([m.model_dump() for m in req.messages], served.style)
         try:
             prompt = runtime.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except EdgewriteError as e:
             return error(400, str(e))
         limit = req.max_completion_tokens or req.max_tokens or 256
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if not req.stream:
-            job = enqueue(Job("chat", prompt=prompt, max_tokens=limit))
-            if not isinstance(job, Job):
-                return job
-            try:
-                gen, (usage, timings) = await wait(job)
-            except EdgewriteError as e:
-                return error(400, str(e))
-            return {
-                "id": rid,
-                "object": "chat.completion",
-                "created": created,
-                "model": model_name,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": gen.text}, "finish_reason": gen.finish}
-                ],
-                "usage": usage,
-                "timings": timings,
-            }
-        job = enqueue(Job("stream", prompt=prompt, max_tokens=limit, pieces=queue.Queue()))
+        kind = "stream" if req.stream else "chat"
+        job = served.enqueue(Job(kind, prompt=prompt, max_tokens=limit, pieces=queue.Queue() if req.stream else None))
         if not isinstance(job, Job):
             return job
+        if req.stream:
+            return StreamingResponse(_stream_events(job, rid, created, served.name), media_type="text/event-stream")
+        try:
+            gen, (usage, timings) = await served.wait(job)
+        except EdgewriteError as e:
+            return error(400, str(e))
+        choice = {"index": 0, "message": {"role": "assistant", "content": gen.text}, "finish_reason": gen.finish}
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": served.name,
+            "choices": [choice],
+            "usage": usage,
+            "timings": timings,
+        }
 
-        def chunk(delta: dict, finish: str | None = None) -> str:
-            body = {
-                "id": rid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            return f"data: {json.dumps(body)}\n\n"
 
-        async def events() -> Any:
-            assert job.pieces is not None
-            try:
-                yield chunk({"role": "assistant", "content": ""})
-                while True:
-                    piece, finish = await asyncio.to_thread(job.pieces.get)
-                    if piece is None:
-                        if finish == "error":
-                            failed = {"error": {"message": "generation failed", "type": "server_error"}}
-                            yield f"data: {json.dumps(failed)}\n\n"
-                        else:
-                            yield chunk({}, finish)
-                        break
-                    yield chunk({"content": piece})
-                yield "data: [DONE]\n\n"
-            finally:
-                job.cancelled.set()  # a client that disconnects mid-stream frees the engine
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+def _edit_route(app: Any, served: _Served) -> None:
+    from edgewrite.assist import segment, word_diff
+    from edgewrite.tasks import TASK_NAMES, TASKS
 
     @app.post("/v1/edit")
     async def edit(req: EditRequest) -> Any:
@@ -387,26 +391,47 @@ def create_app(
             return error(400, "text is empty")
         pieces = segment(req.text, TASKS[req.task].unit)
         editable = [i for i, p in enumerate(pieces) if p.editable]
-        job = enqueue(Job("edit", task=req.task, texts=[pieces[i].text for i in editable]))
+        job = served.enqueue(Job("edit", task=req.task, texts=[pieces[i].text for i in editable]))
         if not isinstance(job, Job):
             return job
         try:
-            edited, (usage, timings) = await wait(job)
+            edited, (usage, timings) = await served.wait(job)
         except EdgewriteError as e:
             return error(400, str(e))
         out = [p.text for p in pieces]
         for i, text in zip(editable, edited, strict=True):
             out[i] = text
         output = "".join(out)
-        return {
-            "task": req.task,
-            "input": req.text,
-            "output": output,
-            "diff": word_diff(req.text, output),
-            "usage": usage,
-            "timings": timings,
-        }
+        diff = word_diff(req.text, output)
+        return {"task": req.task, "input": req.text, "output": output, "diff": diff, "usage": usage, "timings": timings}
 
+
+def create_app(
+    editor: Any,
+    manifest: dict,
+    model_name: str,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    api_key: str | None = None,
+    queue_size: int = QUEUE_SIZE,
+    max_batch: int = MAX_BATCH,
+) -> Any:
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    served = _Served(Engine(editor, queue_size=queue_size, max_batch=max_batch), editor, manifest, model_name)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        served.engine.close()
+
+    app = FastAPI(title="edgewrite", version="1", lifespan=lifespan)
+    app.state.engine = served.engine
+    _guards(app, api_key, max_body_bytes)
+    _info_routes(app, served)
+    _chat_route(app, served)
+    _edit_route(app, served)
     return app
 
 
