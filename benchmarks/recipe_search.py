@@ -195,7 +195,16 @@ def _render(doc: dict) -> None:
             + f" | {r['unchanged_output_fraction']:.0%} | {r['stats']['seconds']:.0f}"
             + f" | {r['stats']['tokens_per_second']:.0f} |"
         )
-    lines += ["", "Reproduce a row: the `command` field of its entry in recipe_search.json.", ""]
+    lines += ["", "Reproduce a row: the `command` field of its entry in recipe_search.json."]
+    missing = [n for n in CANDIDATES if n not in results]
+    if missing:
+        lines += [
+            "",
+            "Not run yet (each ~13 min on 2 cores; `python benchmarks/recipe_search.py --only NAME`): "
+            + ", ".join(f"{n} ({CANDIDATES[n][0]})" for n in missing)
+            + ".",
+        ]
+    lines.append("")
     (OUT / "recipe_search.md").write_text("\n".join(lines))
     _plot(results)
 
