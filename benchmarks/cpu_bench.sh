@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Reproduces benchmarks/results/bench/: the quickstart model in every format, benched on 2 CPU threads
-# against copy and the untuned base model, then rendered into report.html / report.md.
-#   bash benchmarks/cpu_bench.sh            (after `edgewrite run recipes/quickstart.yaml`)
-# Expected: ~5 min of quantization (GPTQ is most of it), ~25 min of bench on 2 cores.
+# Reproduces benchmarks/results/bench/ and benchmarks/results/report.md: the CPU recipe's model
+# (the shipped `writing` model) unquantized and at 4 bits in every format, benched on 2 CPU threads
+# against copy, the untuned base model and Harper (alone, and as a pre-pass before the GGUF model),
+# then rendered into report.html / report.md with the verdict.
+#   edgewrite run recipes/writing-smollm2-135m-cpu.yaml && bash benchmarks/cpu_bench.sh
+# LIMIT: seeded rows per headline set (default 120; LIMIT= for every dev row, ~3x longer).
+# Expected on 2 cores: ~3 min of GPTQ quantization, ~35 min of bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EW=${EW:-.venv/bin/edgewrite}
-M=runs/quickstart/merged
-LIMIT=${LIMIT:-20}
-$EW quantize $M -f gguf --bits 8
-$EW quantize $M -f gguf --bits 4
-$EW quantize $M -f onnx --bits 4
-$EW quantize $M -f gptq --bits 4
-$EW bench $M runs/quickstart/gguf-q8_0 runs/quickstart/gguf-q4_k_m runs/quickstart/gptq-4bit-g64 \
-  runs/quickstart/onnx-int4 --threads 2 --limit "$LIMIT" --out benchmarks/results/bench
-$EW report benchmarks/results/bench
-cp benchmarks/results/bench/report.md benchmarks/results/report.md
+R=${RUN:-runs/writing-smollm2-135m-cpu}
+LIMIT=${LIMIT-120}
+OUT=${OUT:-benchmarks/results/bench}
+lim=()
+[ -n "$LIMIT" ] && lim=(--limit "$LIMIT")
+[ -d "$R/gguf-q4_k_m" ] || $EW quantize "$R/merged" -f gguf --bits 4
+[ -d "$R/onnx-int4" ] || $EW quantize "$R/merged" -f onnx --bits 4
+[ -d "$R/gptq-4bit-g64" ] || $EW quantize "$R/merged" -f gptq --bits 4
+$EW bench "$R/merged" "$R/gguf-q4_k_m" "$R/onnx-int4" "$R/gptq-4bit-g64" \
+  --threads 2 --headline-only "${lim[@]}" --out "$OUT"
+$EW bench "$R/gguf-q4_k_m" --pre harper --threads 2 --headline-only "${lim[@]}" --out "$OUT"
+$EW report "$OUT"
+cp "$OUT/report.md" benchmarks/results/report.md

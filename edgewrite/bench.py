@@ -216,7 +216,7 @@ def describe_system(name: str) -> dict[str, Any]:
 
 
 def _entries(
-    artifacts: list[str], base: str, systems: tuple[str, ...], pre: str | None
+    artifacts: list[str], base: str, systems: tuple[str, ...], pre: str | None, pre_on: list[str] | None = None
 ) -> tuple[list[dict], set[str], float]:
     """What to bench (the base model first, then the artifacts, their pre-pass variants and the systems)
     and the training sources none of them may be scored on."""
@@ -234,10 +234,17 @@ def _entries(
         exclude |= keys
         dev_fraction = frac if keys else dev_fraction
         entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint"), "pre": None})
+    if pre_on is not None:
+        listed = {Path(a).resolve() for a in artifacts}
+        for a in pre_on:
+            if Path(a).resolve() not in listed:
+                raise EdgewriteError(f"--pre-on {a} is not one of the benched artifacts; list it as an argument too")
     if pre:
+        chosen = None if pre_on is None else {Path(a).resolve() for a in pre_on}
         entries += [
             {**e, "label": f"{e['label']} + {pre} pre-pass", "pre": pre, "fingerprint": f"{e['fingerprint']}+{pre}"}
-            for e in entries[1:]
+            for e, p in zip(entries[1:], paths[1:], strict=True)
+            if chosen is None or p.resolve() in chosen
         ]
     entries += [{**describe_system(name), "pre": None} for name in systems]
     return entries, exclude, dev_fraction
@@ -340,6 +347,7 @@ def bench(
     pre: str | None = None,
     systems: tuple[str, ...] = ("harper",),
     headline_only: bool = False,
+    pre_on: list[str] | None = None,
 ) -> dict[str, Any]:
     from edgewrite.evaluate import gather
     from edgewrite.progress import Progress
@@ -355,8 +363,10 @@ def bench(
     from edgewrite.edit import check_pre
 
     check_pre(pre)
+    if pre_on and not pre:
+        raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
     _prepare_out(out)
-    entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre)
+    entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction, headline_only=headline_only)
     cells = [_copy_cell(sets)]

@@ -517,6 +517,10 @@ def bench(
         str | None,
         typer.Option("--pre", help="Also bench every listed artifact behind this pre-pass (harper)."),
     ] = None,
+    pre_on: Annotated[
+        str | None,
+        typer.Option("--pre-on", help="Comma-separated artifacts that get the --pre variant (default: all listed)."),
+    ] = None,
     headline_only: Annotated[
         bool, typer.Option("--headline-only", help="Only the set that gives each task's headline number.")
     ] = False,
@@ -550,6 +554,7 @@ def bench(
         latency_rows=latency_rows,
         pre=pre,
         headline_only=headline_only,
+        pre_on=[a.strip() for a in pre_on.split(",") if a.strip()] if pre_on else None,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

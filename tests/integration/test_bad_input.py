@@ -187,6 +187,12 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("bench-device", ["bench", "--device", "tpu", "--out", "{w}/b5"], "use cpu, cuda"),
         ("bench-unknown-task", ["bench", "--tasks", "poetry", "--out", "{w}/b6"], "unknown task"),
         ("bench-pre", ["bench", "--pre", "spellcheck", "--out", "{w}/b7"], "unknown pre-pass"),
+        ("bench-pre-on-alone", ["bench", "{w}/tiny", "--pre-on", "{w}/tiny", "--out", "{w}/b9"], "needs --pre"),
+        (
+            "bench-pre-on-unlisted",
+            ["bench", "{w}/tiny", "--pre", "harper", "--pre-on", "{w}/other", "--out", "{w}/b10"],
+            "not one of the benched artifacts",
+        ),
         ("bench-out-is-file", ["bench", "--out", "{w}/empty.txt", "--data-dir", "{w}/jsonl"], "is a file"),
         ("bench-threads-zero", ["bench", "--threads", "0", "--out", "{w}/b8"], "--threads"),
         # report

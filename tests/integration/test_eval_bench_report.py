@@ -242,3 +242,18 @@ def test_eval_cli_bad_input_exits_2_with_one_line(tmp_path: Path, tiny_artifact:
     done = _cli("eval", str(tiny_artifact), "--limit", "0", "--data-dir", str(tmp_path))
     assert done.returncode == 2 and "give a positive number of rows" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_pre_on_puts_the_pre_pass_in_front_of_the_chosen_artifacts_only(tiny_artifact: Path, tmp_path: Path) -> None:
+    from edgewrite.bench import _entries
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_artifact, other)
+    base = tmp_path / "base"
+    shutil.copytree(tiny_artifact, base)
+    arts = [str(tiny_artifact), str(other)]
+    every, _, _ = _entries(arts, str(base), (), "harper")
+    chosen, _, _ = _entries(arts, str(base), (), "harper", [str(other)])
+    assert [e["pre"] for e in every] == [None, None, None, "harper", "harper"]
+    assert [(e["path"], e["pre"]) for e in chosen if e["pre"]] == [(str(other), "harper")]
+    assert len(chosen) == 4
