@@ -18,7 +18,6 @@ lim=()
 [ -d "$R/onnx-int4" ] || $EW quantize "$R/merged" -f onnx --bits 4
 [ -d "$R/gptq-4bit-g64" ] || $EW quantize "$R/merged" -f gptq --bits 4
 $EW bench "$R/merged" "$R/gguf-q4_k_m" "$R/onnx-int4" "$R/gptq-4bit-g64" \
-  --threads 2 --headline-only "${lim[@]}" --out "$OUT"
-$EW bench "$R/gguf-q4_k_m" --pre harper --threads 2 --headline-only "${lim[@]}" --out "$OUT"
+  --pre harper --pre-on "$R/gguf-q4_k_m" --threads 2 --headline-only "${lim[@]}" --out "$OUT"
 $EW report "$OUT"
 cp "$OUT/report.md" benchmarks/results/report.md
