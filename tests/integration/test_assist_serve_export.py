@@ -296,9 +296,8 @@ def test_soak_mixed_valid_and_invalid_requests(server: str) -> None:
         for t in threads:
             t.join(timeout=300)
     grown_mb = (psutil.Process().memory_info().rss - rss) / 2**20
-    print(
-        f"soak: {len(statuses)} requests, statuses {sorted(set(statuses))}, RSS {rss / 2**20:.0f} MB -> {grown_mb:+.1f} MB"
-    )
+    before = rss / 2**20
+    print(f"soak: {len(statuses)} requests, statuses {sorted(set(statuses))}, RSS {before:.0f} MB, {grown_mb:+.1f} MB")
     assert len(statuses) == 200 and not [s for s in statuses if s >= 500], statuses
     n_valid = sum((k * 10 + i) % (len(valid) + len(invalid)) < len(valid) for k in range(20) for i in range(10))
     assert statuses.count(200) == n_valid and set(statuses) <= {200, 400, 413}
