@@ -107,15 +107,27 @@ def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None) ->
     )
 
 
+# Edit latencies within this fraction of the fastest count as a tie (run-to-run noise on a shared CPU).
+LATENCY_TIE = 0.10
+
+
 def _pick(doc: dict, fits: list[dict]) -> dict:
-    """The best mean quality; among the systems not significantly worse than it, the fastest."""
+    """The best mean quality; among the systems not significantly worse than it, the fastest, where
+    latencies within LATENCY_TIE of the fastest tie and the simpler system wins the tie (no pre-pass),
+    then the smaller peak memory."""
     best = max(fits, key=lambda c: c["quality"]["mean"])
     near = [
         c
         for c in fits
         if c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
     ]
-    return min(near, key=lambda c: ((c.get("edit_latency_ms") or {}).get("p50") or 0, c.get("peak_rss_mb") or 0))
+
+    def p50(c: dict) -> float:
+        return (c.get("edit_latency_ms") or {}).get("p50") or 0
+
+    fastest = min(p50(c) for c in near)
+    tied = [c for c in near if p50(c) <= fastest * (1 + LATENCY_TIE)]
+    return min(tied, key=lambda c: (bool(c.get("pre")), c.get("peak_rss_mb") or 0, p50(c)))
 
 
 def _ci(c: dict) -> str:

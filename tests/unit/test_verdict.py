@@ -73,6 +73,24 @@ def test_a_tuned_artifact_that_beats_copy_and_base_is_shipped_and_the_fastest_eq
     assert "no significant loss on any task" in text  # against its fp32 parent
 
 
+def test_latencies_within_noise_tie_and_the_simpler_system_wins() -> None:
+    """A pre-pass variant 3 % 'faster' than its plain artifact is noise: the plain artifact ships."""
+    pre = {**_cell("tuned_q4_pre", "quantized", 41.4, 291, 560), "pre": "harper"}
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4, pre],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, pre)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, pre)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_q4_pre", "tuned_fp32", -0.6),
+        ],
+    )
+    assert verdict(doc, None, None)[0]["ship"] == "tuned q4"
+    slow_plain = {**Q4, "edit_latency_ms": {"p50": 400, "p95": 800}}  # 37 % slower: no longer a tie
+    doc["cells"] = [COPY, BASE, MERGED, slow_plain, pre]
+    assert verdict(doc, None, None)[0]["ship"] == "tuned q4 pre"
+
+
 def test_an_artifact_significantly_worse_than_the_best_is_not_shipped_even_if_faster() -> None:
     doc = _doc(
         [COPY, BASE, MERGED, ONNX],
