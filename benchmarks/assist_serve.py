@@ -8,7 +8,7 @@
    (--max-batch 1, how the server worked before) and decoded together (--max-batch 16), side by side:
    latency p50/p95, errors, the server's peak RSS.
 
-    python benchmarks/assist_serve.py runs/writing-cpu/gguf-q4_k_m
+    python benchmarks/assist_serve.py runs/writing-smollm2-135m-cpu/gguf-q4_k_m
 
 Writes benchmarks/results/assist_serve.{json,md}.
 """

@@ -9,7 +9,8 @@ reuse buy on real edits.
   speed-ups off (no drafts, no prefix reuse) and on, in one run, side by side; and how many outputs are
   identical between the two (greedy; differences are rounding near-ties, see tests).
 
-    python benchmarks/decode_limits.py runs/writing-cpu/gguf-q4_k_m runs/writing-cpu/onnx-int4 --rows-per-task 200
+    R=runs/writing-smollm2-135m-cpu
+    python benchmarks/decode_limits.py $R/gguf-q4_k_m $R/onnx-int4 --rows-per-task 40   # ~6 min on 2 cores
 
 Writes benchmarks/results/decode_limits.{json,md}.
 """

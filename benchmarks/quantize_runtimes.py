@@ -1,4 +1,4 @@
-"""Quantize the quickstart model into every format, then compare each runtime through edgewrite with
+"""Quantize a merged model into every format, then compare each runtime through edgewrite with
 the same library called directly on the same file (same prompt, same number of greedy tokens).
 
 Each quantization runs as `edgewrite quantize` in its own process (wall time, peak RSS of the process
@@ -6,7 +6,10 @@ tree). Decode speed: after a warm-up of each, the edgewrite path and the library
 alternately, ROUNDS times each, plain greedy decoding on both sides (edgewrite's copy-speculation off);
 the median and the range show whether a gap is overhead or run-to-run noise. 2 threads.
 
-    python benchmarks/quantize_runtimes.py --model runs/quickstart/merged
+    mkdir -p runs/writing-cpu-qr && cp -r runs/writing-smollm2-135m-cpu/merged runs/writing-cpu-qr/
+    python benchmarks/quantize_runtimes.py --model runs/writing-cpu-qr/merged
+
+(the exports are written next to the model with --force: a copy keeps the benched artifacts as they are)
 
 Writes benchmarks/results/quantize_runtimes.{json,md}.
 """

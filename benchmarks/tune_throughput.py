@@ -8,7 +8,7 @@
 - + no system prompt: the template's 16-token default system prompt replaced by an empty system turn
   (``prompt_style: chat-nosystem``): the same rows, fewer tokens each, so rows/s is the fair measure.
 
-    python benchmarks/tune_throughput.py --recipe recipes/quickstart.yaml --steps 30
+    python benchmarks/tune_throughput.py --recipe recipes/quickstart.yaml --steps 20
 
 Writes benchmarks/results/tune_throughput.{json,md}.
 """
