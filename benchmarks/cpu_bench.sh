@@ -7,7 +7,8 @@
 # LIMIT: seeded rows per headline set (default 100; LIMIT= for every dev row, ~3x longer).
 # GPTQ=0 leaves the GPTQ artifact out (on CPU it decodes through torch kernels: slow, and not what a
 # laptop runs; it is the CUDA format).
-# Expected on 2 cores: ~3 min of GPTQ quantization, ~35 min of bench.
+# Measured on 2 cores (AMD EPYC) with GPTQ=0: ~22 min of bench; GPTQ adds ~3 min of quantization and its
+# cell (torch kernels on CPU: several times slower than the GGUF cell).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EW=${EW:-.venv/bin/edgewrite}

@@ -3,8 +3,9 @@
 Writes edgewrite/shipped/writing/: the adapter's weights in fp16 (safetensors), its config, and a
 manifest with what it is and how good it measured: the recipe (file and sha256), the data fingerprint,
 training statistics and the dev selection history, and the dev scores with 95 % intervals of its
-merged model and of its 4-bit serving export, copied from a bench run (every dev row). `edgewrite
-models` lists it; assist, serve and generate use it by default (merged and exported once, on first use).
+merged model and of its 4-bit serving export, copied from a bench run (its rows and command are
+recorded with them). `edgewrite models` lists it; assist, serve and generate use it by default
+(merged and exported once, on first use).
 
     python benchmarks/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
         --bench benchmarks/results/bench --serve gguf:4
