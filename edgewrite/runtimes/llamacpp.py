@@ -11,8 +11,10 @@ chosen:
   template and the instruction are the same for every sentence of a document), and edits are
   copy-speculated: draft tokens are copied from the text being edited (an edit mostly repeats its
   input) and verified in one forward pass; the output is exactly plain greedy decoding's.
-- several requests: decoded together as sequences of one batch, their common prompt prefix evaluated
-  once and shared (``llama_memory_seq_cp`` on a unified KV cache).
+- several requests: continuously batched: up to ``parallel`` sequences decode together, a finished
+  one's slot goes at once to the next waiting prompt (evaluated in the same forward pass as the
+  others' next tokens), and their common prompt prefix is evaluated once and shared
+  (``llama_memory_seq_cp`` on a unified KV cache).
 
 Tokens come from llama.cpp's own tokenizer; the chat template from the artifact through
 ``runtimes.chat`` (no transformers, no torch).
@@ -31,6 +33,10 @@ from edgewrite.errors import EdgewriteError
 from edgewrite.runtimes import Generation
 
 DRAFT_TOKENS = 10  # copied per verification step (0 turns copy-speculation off)
+# Sequences decoded together. They share one unified KV cache of n_ctx cells (admission is by free
+# cells), so more slots cost no memory; 16 measured best for one-sentence edits on 2 cores
+# (benchmarks/results/assist_serve.md).
+PARALLEL = 16
 _backend_lock = threading.Lock()
 _backend_ready = False
 
@@ -74,6 +80,7 @@ class CopyDrafter:
 class LlamaCppRuntime:
     name = "llamacpp"
     batches = True  # several prompts decode together, as sequences of one batch
+    reports_each = True  # generate(on_done=...) hears of each prompt as it ends
 
     def __init__(
         self,
@@ -83,7 +90,7 @@ class LlamaCppRuntime:
         device: str = "cpu",
         threads: int | None = None,
         n_ctx: int = 2048,
-        parallel: int = 4,
+        parallel: int = PARALLEL,
         draft_tokens: int = DRAFT_TOKENS,
     ) -> None:
         import llama_cpp
@@ -113,10 +120,10 @@ class LlamaCppRuntime:
         n_threads = threads or os.cpu_count() or 1
         cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = n_ctx, 512, 512
         cparams.n_threads = cparams.n_threads_batch = n_threads
-        cparams.n_seq_max, cparams.kv_unified = self.parallel, True
+        cparams.n_seq_max, cparams.kv_unified = self.parallel + 1, True  # + the shared-prefix sequence
         self.ctx = _internals.LlamaContext(model=self.model, params=cparams, verbose=False)
         self.n_batch = 512
-        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=self.parallel, verbose=False)
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
         self.n_vocab = self.model.n_vocab()
         self.tokenizer = ChatTokenizer(path)
         self.stop_ids = {self.model.token_eos(), self.model.token_eot(), *self.tokenize(stop_token)} - {-1}
@@ -240,84 +247,126 @@ class LlamaCppRuntime:
         return Generation(text, len(tokens), len(out), first - t0, end - first, finish)
 
     # ------------------------------------------------------------------ several requests
-    def _group(self, prompts: list[str], limit: int) -> list[Generation]:
-        """Decode up to ``parallel`` prompts together; their common prefix is evaluated once and shared."""
+    def _batched(self, toks: list[list[int]], limit: int, on_done: Any = None) -> list[Generation]:
+        """Continuous batching: up to ``parallel`` sequences decode together, one token each per
+        ``llama_decode``; when one finishes, its slot and KV cells go to the next waiting prompt, whose
+        prompt tokens are evaluated in the same ``llama_decode`` as the others' next tokens. The prompts'
+        common prefix (chat template + instruction) is evaluated once into a prefix sequence and shared
+        with every slot (``llama_memory_seq_cp``). A prompt is admitted only when its own tokens plus
+        ``limit`` new ones fit in the free KV cells (the cache is unified: one pool of ``n_ctx`` cells),
+        so no sequence is ever cut short by another. Waiting prompts are admitted shortest first (short
+        edits return sooner, and the mean wait drops); ``on_done(i, generation)`` hears of each request as
+        soon as it ends."""
         lc = self.llama_cpp
-        toks = [self.tokenize(p) for p in prompts]
-        lc.llama_memory_clear(self.ctx.memory, True)
+        mem = self.ctx.memory
+        lc.llama_memory_clear(mem, True)
         self._cached = []
         common = 0
         while all(len(t) > common + 1 for t in toks) and len({t[common] for t in toks}) == 1:
             common += 1
+        prefix_seq = self.parallel  # the context has parallel + 1 sequences; the last holds the prefix
         t0 = time.perf_counter()
         if common:
-            self._decode([(t, i, 0, False) for i, t in enumerate(toks[0][:common])])
-            for s in range(1, len(toks)):
-                lc.llama_memory_seq_cp(self.ctx.memory, 0, s, 0, common)
-        items, last = [], {}
-        for s, t in enumerate(toks):
-            for i, tok in enumerate(t[common:]):
-                if common + i == len(t) - 1:
-                    last[s] = len(items)
-                items.append((tok, common + i, s, common + i == len(t) - 1))
-        rows = self._decode(items)
-        first_at = time.perf_counter()
-        cur = {s: self._argmax(rows[last[s]]) for s in range(len(toks))}
-        pos = {s: len(t) for s, t in enumerate(toks)}
-        out: dict[int, list[int]] = {s: [] for s in range(len(toks))}
+            self._decode([(t, i, prefix_seq, False) for i, t in enumerate(toks[0][:common])])
+        capacity = self.n_ctx - common
+        need = [len(t) - common + limit for t in toks]
+        waiting = sorted(range(len(toks)), key=lambda r: len(toks[r]))
+        free_slots = list(range(self.parallel))[::-1]
+        slot_of: dict[int, int] = {}  # request -> slot (sequence id)
+        used = 0
+        cur: dict[int, int] = {}
+        pos: dict[int, int] = {}
+        out: dict[int, list[int]] = {r: [] for r in range(len(toks))}
         finish: dict[int, str] = {}
-        while True:
-            for s in list(cur):
-                if cur[s] in self.stop_ids:
-                    finish[s] = "stop"
-                elif len(out[s]) >= limit or pos[s] + 1 >= self.n_ctx // len(toks):
-                    finish[s] = "length"
-                else:
-                    out[s].append(cur[s])
+        first: dict[int, float] = {}
+        ended: dict[int, float] = {}
+        results: dict[int, Generation] = {}
+        while waiting or cur:
+            items: list[tuple[int, int, int, bool]] = []
+            owners: list[tuple[int, bool]] = []  # (request, is it that request's logits row)
+            for r in list(cur):
+                items.append((cur[r], pos[r], slot_of[r], True))
+                owners.append((r, True))
+            admitted = []
+            while waiting and free_slots and used + need[waiting[0]] <= capacity:
+                r = waiting.pop(0)
+                s = slot_of[r] = free_slots.pop()
+                used += need[r]
+                if common:
+                    lc.llama_memory_seq_cp(mem, prefix_seq, s, 0, common)
+                tail = toks[r][common:]
+                for i, tok in enumerate(tail):
+                    last = i == len(tail) - 1
+                    items.append((tok, common + i, s, last))
+                    owners.append((r, last))
+                admitted.append(r)
+            if not items:
+                raise EdgewriteError("llama.cpp: a prompt does not fit the context (internal budget error)")
+            rows = self._decode(items)
+            now = time.perf_counter()
+            for i, (r, is_row) in enumerate(owners):
+                if not is_row:
                     continue
-                del cur[s]
-            live = [s for s in cur if len(out[s]) < limit]
-            for s in [s for s in cur if s not in live]:
-                finish[s] = "length"
-                del cur[s]
-            if not live:
-                break
-            rows = self._decode([(cur[s], pos[s], s, True) for s in live])
-            for i, s in enumerate(live):
-                pos[s] += 1
-                cur[s] = self._argmax(rows[i])
-        end = time.perf_counter()
-        lc.llama_memory_clear(self.ctx.memory, True)
-        return [
-            Generation(
-                self.model.detokenize(out[s]).decode("utf-8", errors="replace"),
-                len(toks[s]),
-                len(out[s]),
-                first_at - t0,
-                end - first_at,
-                finish[s],
-            )
-            for s in range(len(toks))
-        ]
+                if r in cur:  # a running sequence: its token at pos[r] is now in the cache
+                    pos[r] += 1
+                else:  # just admitted: its prompt is in the cache
+                    pos[r] = len(toks[r])
+                cur[r] = self._argmax(rows[i])
+                first.setdefault(r, now)
+            for r in list(cur):
+                tok = cur[r]
+                if tok in self.stop_ids:
+                    finish[r] = "stop"
+                elif len(out[r]) >= limit or pos[r] + 1 >= self.n_ctx:
+                    finish[r] = "length"
+                else:
+                    out[r].append(tok)
+                    if len(out[r]) < limit:
+                        continue
+                    finish[r] = "length"
+                del cur[r]
+                ended[r] = now
+                s = slot_of[r]
+                self._forget(s)  # its cells go back to the pool (the shared prefix stays with the prefix seq)
+                free_slots.append(s)
+                used -= need[r]
+                results[r] = Generation(
+                    self.model.detokenize(out[r]).decode("utf-8", errors="replace"),
+                    len(toks[r]),
+                    len(out[r]),
+                    first[r] - t0,
+                    ended[r] - first[r],
+                    finish[r],
+                )
+                if on_done is not None:
+                    on_done(r, results[r])
+        lc.llama_memory_clear(mem, True)
+        return [results[r] for r in range(len(toks))]
 
     # ------------------------------------------------------------------ the Runtime protocol
     def generate(
-        self, prompts: list[str], max_new_tokens: int = 128, sources: list[str] | None = None
+        self,
+        prompts: list[str],
+        max_new_tokens: int = 128,
+        sources: list[str] | None = None,
+        on_done: Any = None,
     ) -> list[Generation]:
         """Greedy answers. One prompt: prefix reuse and copy-speculation from ``sources`` (the texts being
-        edited); several: decoded together, ``parallel`` at a time."""
+        edited); several: continuously batched, ``parallel`` sequences at a time, ``on_done(i, generation)``
+        called as each one ends (a prompt too long to share the context is decoded alone afterwards)."""
         with self.lock:
             if len(prompts) == 1:
                 return [self._one(prompts[0], max_new_tokens, sources[0] if sources else None)]
-            results: list[Generation] = []
-            for start in range(0, len(prompts), self.parallel):
-                group = prompts[start : start + self.parallel]
-                fits = [len(self.tokenize(p)) + 1 < self.n_ctx // len(group) for p in group]
-                if all(fits):
-                    results += self._group(group, max_new_tokens)
-                else:  # a prompt too long to share the context: one at a time
-                    results += [self._one(p, max_new_tokens, None) for p in group]
-            return results
+            toks = [self.tokenize(p) for p in prompts]
+            fits = [i for i, t in enumerate(toks) if len(t) + max_new_tokens + 1 < self.n_ctx]
+            results: dict[int, Generation] = {}
+            if fits:
+                ends = (lambda j, g: on_done(fits[j], g)) if on_done is not None else None
+                results.update(zip(fits, self._batched([toks[i] for i in fits], max_new_tokens, ends), strict=True))
+            for i in range(len(prompts)):  # a prompt too long to share the context: on its own
+                if i not in results:
+                    results[i] = self._one(prompts[i], max_new_tokens, None)
+            return [results[i] for i in range(len(prompts))]
 
     def stream(self, prompt: str, max_new_tokens: int = 128) -> Iterator[str]:
         """Text pieces of one greedy answer as they are decoded; returns the finish reason."""

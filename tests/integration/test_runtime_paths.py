@@ -110,9 +110,45 @@ def test_several_prompts_decode_together_like_one_at_a_time(default_gguf: Path) 
         build_prompt(rt.tokenizer, TASKS["grammar"].default_instruction, t, manifest["prompt_style"])
         for t in ("She go to school.", "He have two cat.", "They was late.", "I likes tea.", "We goes home.")
     ]
-    together = rt.generate(prompts, 24)  # groups of `parallel` sequences, the common prefix shared
+    together = rt.generate(prompts, 24)  # sequences of one batch, the common prefix shared
     alone = [rt.generate([p], 24)[0] for p in prompts]
     assert sum(x.text == y.text for x, y in zip(together, alone, strict=True)) >= 4
     assert all(g.finish in ("stop", "length") and g.prompt_tokens > 10 for g in together)
     stats = json.loads(json.dumps([g.__dict__ for g in together]))
     assert all(s["ttft_s"] > 0 for s in stats)
+
+
+def test_continuous_batching_refills_slots_within_the_kv_budget(default_gguf: Path) -> None:
+    """Two slots for five prompts, in a context that holds only about three sequences: a finished
+    sequence's slot and cells go to the next prompt, no sequence is cut short, outputs match decoding
+    each prompt alone."""
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.runtimes.llamacpp import LlamaCppRuntime
+
+    manifest = read_manifest(default_gguf)
+    texts = ("She go to school.", "He have two cat.", "They was late.", "I likes tea.", "We goes home.")
+
+    def runtime(n_ctx: int, parallel: int) -> LlamaCppRuntime:
+        return LlamaCppRuntime(
+            default_gguf,
+            manifest["details"]["gguf_file"],
+            manifest["stop_token"],
+            threads=2,
+            n_ctx=n_ctx,
+            parallel=parallel,
+        )
+
+    small = runtime(160, 4)
+    grammar, style = TASKS["grammar"].default_instruction, manifest["prompt_style"]
+    prompts = [build_prompt(small.tokenizer, grammar, t, style) for t in texts]
+    need = max(len(small.tokenize(p)) for p in prompts) + 24
+    assert 2 * need > 160 - 20  # the budget, not the slot count, limits how many run at once
+    together = small.generate(prompts, 24)
+    small.parallel = 2
+    two_slots = small.generate(prompts, 24)
+    alone = [small.generate([p], 24)[0] for p in prompts]
+    for batch in (together, two_slots):
+        assert sum(x.text == y.text for x, y in zip(batch, alone, strict=True)) >= 4
+        assert all(g.finish == y.finish for g, y in zip(batch, alone, strict=True) if g.text == y.text)
+    assert len({round(g.ttft_s, 4) for g in two_slots}) > 1  # later prompts waited for a slot
+    small.close()
