@@ -150,15 +150,17 @@ def edit_texts(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
     edits: dict[int, Any] | None = None,
+    done: Callable[[int, str], None] | None = None,
 ) -> list[str]:
     """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty keeps its
     original text; units without a letter are not sent. ``edits``, if given, receives each sent unit's
-    Edit (with its timings) by index."""
+    Edit (with its timings) by index; ``done(i, text)`` hears of each sent unit as soon as it is edited."""
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
     for chunk in _batches(todo, batch_size):
-        made = editor.edit(task, [texts[i].strip() for i in chunk])
-        for i, e in zip(chunk, made, strict=True):
+
+        def each(k: int, e: Any, chunk: list[int] = chunk) -> None:
+            i = chunk[k]
             if edits is not None:
                 edits[i] = e
             edited = _keep_unterminated(texts[i], e.output)
@@ -166,6 +168,10 @@ def edit_texts(
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
                 tail = texts[i][len(texts[i].rstrip()) :]
                 out[i] = lead + edited + tail
+            if done is not None:
+                done(i, out[i])
+
+        editor.edit(task, [texts[i].strip() for i in chunk], done=each)
         if progress:
             progress(len(chunk))
     return out
@@ -206,8 +212,9 @@ def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = No
     serve = read_manifest(shipped_adapter(WRITING)).get("serve") or {"format": "gguf", "bits": 4}
     merged = resolve_model(WRITING).path
     if log:
-        log(f"using the shipped '{WRITING}' model ({serve['format']} {serve['bits']}-bit; made once, then cached)")
-    path, _ = quantize(str(merged), serve["format"], serve["bits"], force=True)
+        kind = serve.get("type") or f"{serve['bits']}-bit"
+        log(f"using the shipped '{WRITING}' model ({serve['format']} {kind}; made once, then cached)")
+    path, _ = quantize(str(merged), serve["format"], serve["bits"], gguf_type=serve.get("type"), force=True)
     return path
 
 

@@ -334,7 +334,14 @@ def serve(
         typer.Option(help="Require 'Authorization: Bearer KEY' (needed off loopback; or set EDGEWRITE_API_KEY)."),
     ] = None,
     queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = 64,
-    max_batch: Annotated[int, typer.Option(min=1, help="Sentences decoded together (1: one at a time).")] = 16,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Sentences the engine takes per pass (1: one at a time); llama.cpp decodes up to 16 of them at "
+            "once, refilling a finished one's slot, and answers each request as soon as its sentences are done.",
+        ),
+    ] = 64,
 ) -> None:
     """Serve the editor page at /, an OpenAI-compatible /v1/chat/completions and a task-aware /v1/edit."""
     import os
@@ -566,11 +573,14 @@ def report(
     out: Annotated[Path | None, typer.Option(help="HTML file (default: <bench_dir>/report.html).")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="Budget: one-sentence edit p50.")] = None,
     max_memory_mb: Annotated[float | None, typer.Option(help="Budget: peak RSS.")] = None,
+    max_bits: Annotated[
+        int | None, typer.Option(help="Budget: bits per weight (4: only 4-bit artifacts ship; unquantized is 32).")
+    ] = None,
 ) -> None:
     """Render tables, quality-vs-cost plots and a verdict from stored bench results (no re-runs)."""
     from edgewrite.report import terminal_table, write_report
 
-    doc, verdicts, target = write_report(bench_dir, out, max_latency_ms, max_memory_mb)
+    doc, verdicts, target = write_report(bench_dir, out, max_latency_ms, max_memory_mb, max_bits)
     console.print(terminal_table(doc))
     for v in verdicts:
         for line in v["text"]:

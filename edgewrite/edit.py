@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,11 +63,24 @@ class Edit:
     finish: str = "stop"
 
 
+Done = Callable[[int, "Edit"], None]
+
+
+def _report(done: Done | None, edits: list[Edit]) -> list[Edit]:
+    if done is not None:
+        for i, e in enumerate(edits):
+            done(i, e)
+    return edits
+
+
 class Editor(Protocol):
     name: str
     batches: bool  # edits several texts in one pass (decode batching)
 
-    def edit(self, task: str, texts: list[str]) -> list[Edit]: ...
+    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
+        """The edits of ``texts``; ``done(i, edit)`` is called as each one is ready (a continuously
+        batching runtime finishes short texts first), and at the latest before returning."""
+        ...
 
     def budget(self, text: str) -> int:
         """Tokens the text takes (for batching similar lengths together)."""
@@ -87,15 +101,15 @@ class ModelEditor:
     def budget(self, text: str) -> int:
         return len(self.runtime.tokenize(text))
 
-    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
         from edgewrite.tasks import TASKS, build_prompt
 
         instruction = TASKS[task].default_instruction
         prompts = [build_prompt(self.runtime.tokenizer, instruction, t, self.style) for t in texts]
         limit = min(1024, int(max(self.budget(t) for t in texts) * 1.5) + 16)
-        gens = self.runtime.generate(prompts, max_new_tokens=limit, sources=texts)
-        return [
-            Edit(
+
+        def as_edit(t: str, g: Any) -> Edit:
+            return Edit(
                 output=clean_output(g.text, t),
                 raw=g.text,
                 prompt_tokens=g.prompt_tokens,
@@ -104,8 +118,21 @@ class ModelEditor:
                 decode_s=g.decode_s,
                 finish=g.finish,
             )
-            for t, g in zip(texts, gens, strict=True)
-        ]
+
+        if done is not None and getattr(self.runtime, "reports_each", False):
+            sent: dict[int, Edit] = {}
+
+            def each(i: int, g: Any) -> None:
+                sent[i] = as_edit(texts[i], g)
+                done(i, sent[i])
+
+            gens = self.runtime.generate(prompts, max_new_tokens=limit, sources=texts, on_done=each)
+            for i, g in enumerate(gens):
+                if i not in sent:  # e.g. a prompt too long for the batch, decoded on its own
+                    each(i, g)
+            return [sent[i] for i in range(len(texts))]
+        gens = self.runtime.generate(prompts, max_new_tokens=limit, sources=texts)
+        return _report(done, [as_edit(t, g) for t, g in zip(texts, gens, strict=True)])
 
     def close(self) -> None:
         self.runtime.close()
@@ -121,8 +148,8 @@ class CopyEditor:
     def budget(self, text: str) -> int:
         return len(text.split())
 
-    def edit(self, task: str, texts: list[str]) -> list[Edit]:
-        return [Edit(output=t, raw=t) for t in texts]
+    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
+        return _report(done, [Edit(output=t, raw=t) for t in texts])
 
     def close(self) -> None:
         pass
@@ -141,12 +168,15 @@ class PrePassEditor:
     def budget(self, text: str) -> int:
         return self.main.budget(text)
 
-    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
         first = self.pre.edit(task, texts)
-        second = self.main.edit(task, [e.output or t for e, t in zip(first, texts, strict=True)])
-        for a, b in zip(first, second, strict=True):
-            b.ttft_s += a.ttft_s + a.decode_s
-        return second
+
+        def each(i: int, e: Edit) -> None:
+            e.ttft_s += first[i].ttft_s + first[i].decode_s
+            if done is not None:
+                done(i, e)
+
+        return self.main.edit(task, [e.output or t for e, t in zip(first, texts, strict=True)], done=each)
 
     def close(self) -> None:
         self.pre.close()

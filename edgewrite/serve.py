@@ -33,7 +33,7 @@ from edgewrite.errors import EdgewriteError
 MAX_BODY_BYTES = 64 * 1024
 MAX_TOKENS = 4096
 QUEUE_SIZE = 64  # jobs waiting; more are answered 503
-MAX_BATCH = 16  # units decoded together
+MAX_BATCH = 64  # units taken per engine pass (llama.cpp decodes 16 at a time, refilling slots)
 
 
 # Request bodies live at module level: FastAPI resolves (postponed) annotations from module globals.
@@ -178,19 +178,37 @@ class Engine:
                     j.pieces.put((None, "error"))
 
     def _edits(self, jobs: list[Job]) -> None:
+        """Every job's sentences in one pass; a job is answered as soon as its own sentences are edited
+        (a continuously batching runtime finishes them in any order), not when the whole pass ends."""
         from edgewrite.assist import edit_texts
 
-        units = [t for j in jobs for t in j.texts]
+        units: list[str] = []
+        owner: list[int] = []
+        start: list[int] = []
+        for n, j in enumerate(jobs):
+            start.append(len(units))
+            units += j.texts
+            owner += [n] * len(j.texts)
+        left = [len(j.texts) for j in jobs]
+        out = list(units)
         made: dict[int, Any] = {}
         t0 = time.perf_counter()
-        edited = edit_texts(self.editor, units, jobs[0].task, batch_size=self.max_batch, edits=made)
-        wall = time.perf_counter() - t0
-        at = 0
-        for j in jobs:
-            n = len(j.texts)
-            mine = [made[i] for i in range(at, at + n) if i in made]
-            j.future.set_result((edited[at : at + n], _timings(mine, wall)))
-            at += n
+
+        def answer(n: int) -> None:
+            j, a = jobs[n], start[n]
+            if not j.future.done():
+                mine = [made[i] for i in range(a, a + len(j.texts)) if i in made]
+                j.future.set_result((out[a : a + len(j.texts)], _timings(mine, time.perf_counter() - t0)))
+
+        def each(i: int, text: str) -> None:
+            out[i] = text
+            left[owner[i]] -= 1
+            if left[owner[i]] == 0:
+                answer(owner[i])
+
+        out[:] = edit_texts(self.editor, units, jobs[0].task, batch_size=self.max_batch, edits=made, done=each)
+        for n in range(len(jobs)):  # jobs with a unit that was not sent (no letters) end here
+            answer(n)
 
     def _chats(self, jobs: list[Job]) -> None:
         runtime = self.editor.runtime

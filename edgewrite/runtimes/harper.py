@@ -82,12 +82,14 @@ class HarperEditor:
     def budget(self, text: str) -> int:
         return len(text.split())
 
-    def edit(self, task: str, texts: list[str]) -> list[Edit]:
+    def edit(self, task: str, texts: list[str], done: Any = None) -> list[Edit]:
         edits = []
-        for text in texts:
+        for i, text in enumerate(texts):
             t0 = time.perf_counter()
             out = self.fix(text)
             edits.append(Edit(output=out, raw=out, ttft_s=time.perf_counter() - t0))
+            if done is not None:
+                done(i, edits[-1])
         return edits
 
     def close(self) -> None:
