@@ -53,12 +53,16 @@ def main() -> None:
     ap.add_argument("run", help="the recipe run folder (with adapter/ and merged/)")
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--bench", required=True, help="a bench folder that benched the run's merged model and export")
-    ap.add_argument("--serve", default="gguf:4", help="the format assist and serve use: gguf:4 or onnx:4")
+    ap.add_argument(
+        "--serve", default="gguf:4", help="the format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type) or onnx:4"
+    )
     a = ap.parse_args()
     run = Path(a.run)
     adapter = read_manifest(run / "adapter", kinds=("adapter",))
-    fmt, bits = a.serve.split(":")
-    served = {"gguf": "gguf-q4_k_m", "onnx": "onnx-int4"}[fmt]
+    fmt, spec = a.serve.split(":")
+    gguf_type = None if spec.isdigit() else spec.upper()
+    bits = int(spec) if spec.isdigit() else int(spec[1])
+    served = f"gguf-{gguf_type.lower()}" if gguf_type else {"gguf": "gguf-q4_k_m", "onnx": "onnx-int4"}[fmt]
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:
@@ -86,7 +90,7 @@ def main() -> None:
         stats=adapter["stats"],
         selection=train_log.get("selection"),
         dev=dev,
-        serve={"format": fmt, "bits": int(bits)},
+        serve={"format": fmt, "bits": bits, **({"type": gguf_type} if gguf_type else {})},
         bench={"path": a.bench, "created": bench["created"], "command": bench.get("command")},
     )
     shutil.rmtree(TARGET, ignore_errors=True)

@@ -12,6 +12,7 @@ import html
 import io
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,22 @@ def against(doc: dict, a: dict, b: dict, name: str, tasks: list[str]) -> tuple[s
     return parts[0] + ": " + "; ".join(parts[1:]) + ".", signs
 
 
-def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None) -> bool:
+def weight_bits(c: dict) -> int:
+    """Bits per weight an artifact was quantized to (a llama.cpp type names them: Q4_0, IQ4_NL, Q8_0, F16);
+    an unquantized model counts as 32."""
+    if c.get("bits"):
+        return int(c["bits"])
+    if c.get("kind") == "quantized" and (m := re.search(r"\b(?:I?Q|TQ|B?F)(\d+)", c.get("label", ""))):
+        return int(m.group(1))
+    return 32
+
+
+def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None, max_bits: int | None = None) -> bool:
     lat = (c.get("edit_latency_ms") or {}).get("p50") or 0
-    return (max_latency_ms is None or lat <= max_latency_ms) and (
-        max_memory_mb is None or (c.get("peak_rss_mb") or 0) <= max_memory_mb
+    return (
+        (max_latency_ms is None or lat <= max_latency_ms)
+        and (max_memory_mb is None or (c.get("peak_rss_mb") or 0) <= max_memory_mb)
+        and (max_bits is None or weight_bits(c) <= max_bits)
     )
 
 
@@ -111,16 +124,21 @@ def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None) ->
 LATENCY_TIE = 0.10
 
 
-def _pick(doc: dict, fits: list[dict]) -> dict:
-    """The best mean quality; among the systems not significantly worse than it, the fastest, where
-    latencies within LATENCY_TIE of the fastest tie and the simpler system wins the tie (no pre-pass),
-    then the smaller peak memory."""
-    best = max(fits, key=lambda c: c["quality"]["mean"])
-    near = [
-        c
-        for c in fits
-        if c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
-    ]
+def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None) -> dict:
+    """Among the systems that fit the budget and are not significantly worse than the best tuned system
+    (over ``pool``, every candidate whether it fits or not: a budget limits what ships, not the quality
+    bar), the fastest, where latencies within LATENCY_TIE of the fastest tie and the simpler system wins
+    the tie (no pre-pass), then the smaller peak memory. If none fitting is that good: the same rule
+    against the best that fits."""
+
+    def not_worse(c: dict, best: dict) -> bool:
+        return c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
+
+    top = max(pool or fits, key=lambda c: c["quality"]["mean"])
+    near = [c for c in fits if not_worse(c, top)]
+    if not near:
+        best = max(fits, key=lambda c: c["quality"]["mean"])
+        near = [c for c in fits if not_worse(c, best)]
 
     def p50(c: dict) -> float:
         return (c.get("edit_latency_ms") or {}).get("p50") or 0
@@ -135,7 +153,9 @@ def _ci(c: dict) -> str:
     return f"{c['quality']['mean']:.1f}" + (f" [{ci['lo']:.1f}, {ci['hi']:.1f}]" if ci else "")
 
 
-def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_memory_mb: float | None) -> dict:
+def _device_verdict(
+    doc: dict, device: str, max_latency_ms: float | None, max_memory_mb: float | None, max_bits: int | None = None
+) -> dict:
     cells = doc["cells"]
     copy = next(c for c in cells if c["artifact"] == COPY)
     tasks = _tasks(doc)
@@ -143,17 +163,19 @@ def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_me
     base = next((c for c in dev if c.get("kind") == "base"), None)
     merged = next((c for c in dev if c.get("kind") == "merged"), None)
     harper = next((c for c in dev if c.get("kind") == "system" and c.get("runtime") == "harper"), None)
-    fits = [c for c in dev if c.get("kind") not in ("base", "system") and _fits(c, max_latency_ms, max_memory_mb)]
+    pool = [c for c in dev if c.get("kind") not in ("base", "system")]
+    fits = [c for c in pool if _fits(c, max_latency_ms, max_memory_mb, max_bits)]
     entry: dict[str, Any] = {
         "device": device,
-        "budget": {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb},
+        "budget": {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb, "max_bits": max_bits},
     }
     if not fits:
         entry.update(
-            ship=None, text=[f"No tuned artifact on {device} fits the budget; relax --max-latency-ms/--max-memory-mb."]
+            ship=None,
+            text=[f"No tuned artifact on {device} fits the budget; relax --max-latency-ms/--max-memory-mb/--max-bits."],
         )
         return entry
-    ship = _pick(doc, fits)
+    ship = _pick(doc, fits, pool)
     lat = ship.get("edit_latency_ms") or {}
     text = [
         f"Ship **{ship['label']}** on {device}: mean quality {_ci(ship)} (copy {_ci(copy)}"
@@ -171,8 +193,12 @@ def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_me
         text.append(_quantization_line(doc, ship, merged, tasks))
     if harper:
         text.append(_harper_line(doc, ship, harper, tasks))
+    for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
+        plain = next((c for c in dev if c["artifact"] == pre["artifact"] and not c.get("pre")), None)
+        if plain is not None:
+            text.append(_pre_pass_line(doc, pre, plain, tasks))
     text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
-    if max_latency_ms is not None or max_memory_mb is not None:
+    if max_latency_ms is not None or max_memory_mb is not None or max_bits is not None:
         text.append(
             "Budget: "
             + ", ".join(
@@ -180,11 +206,22 @@ def _device_verdict(doc: dict, device: str, max_latency_ms: float | None, max_me
                 for s in (
                     f"edit p50 ≤ {max_latency_ms:g} ms" if max_latency_ms is not None else "",
                     f"peak RSS ≤ {max_memory_mb:g} MB" if max_memory_mb is not None else "",
+                    f"≤ {max_bits} bits per weight" if max_bits is not None else "",
                 )
                 if s
             )
             + "."
         )
+        if (top := max(pool, key=lambda c: c["quality"]["mean"])) is not ship and not _fits(
+            top, max_latency_ms, max_memory_mb, max_bits
+        ):
+            free = _pick(doc, pool, pool)
+            if free is not ship:
+                lat_free = (free.get("edit_latency_ms") or {}).get("p50") or 0
+                text.append(
+                    f"Without the budget: {free['label']} ({_ci(free)}, edit p50 {lat_free:.0f} ms, "
+                    f"peak RSS {free.get('peak_rss_mb') or 0:.0f} MB, {free['size_mb']:.0f} MB on disk)."
+                )
     entry.update(ship=ship["label"], artifact=ship["artifact"], vs_copy=vs_copy, vs_base=vs_base, text=text)
     return entry
 
@@ -205,6 +242,20 @@ def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) ->
         + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
         + f", at {speed:.1f}x the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
     )
+
+
+def _pre_pass_line(doc: dict, pre: dict, plain: dict, tasks: list[str]) -> str:
+    """The pre-pass decision: on by default only if it helps some task and hurts none beyond its interval."""
+    line, signs = against(doc, pre, plain, f"{plain['label']} alone", tasks)
+    helps = [t for t in tasks if signs.get(t) == 1]
+    hurts = [t for t in tasks if signs.get(t) == -1]
+    if helps and not hurts:
+        decision = "worth making the default"
+    elif helps:
+        decision = f"off by default (it hurts {', '.join(hurts)}); `--pre {pre['pre']}` for {', '.join(helps)} work"
+    else:
+        decision = "off by default (it helps no task)"
+    return f"Pre-pass {pre['pre']}: {line[0].lower()}{line[1:]} Decision: {decision}."
 
 
 def _harper_line(doc: dict, ship: dict, harper: dict, tasks: list[str]) -> str:
@@ -257,9 +308,11 @@ def _worth(ship: dict, vs_copy: dict[str, int], vs_base: dict[str, int], base: d
     )
 
 
-def verdict(doc: dict, max_latency_ms: float | None, max_memory_mb: float | None) -> list[dict[str, Any]]:
+def verdict(
+    doc: dict, max_latency_ms: float | None, max_memory_mb: float | None, max_bits: int | None = None
+) -> list[dict[str, Any]]:
     devices = sorted({c["device"] for c in doc["cells"] if c["device"] != "-"})
-    return [_device_verdict(doc, d, max_latency_ms, max_memory_mb) for d in devices]
+    return [_device_verdict(doc, d, max_latency_ms, max_memory_mb, max_bits) for d in devices]
 
 
 # --------------------------------------------------------------------------- tables
@@ -667,9 +720,14 @@ def markdown_report(doc: dict, verdicts: list[dict]) -> str:
 
 
 def write_report(
-    bench_dir: Path, out: Path | None, max_latency_ms: float | None, max_memory_mb: float | None
+    bench_dir: Path,
+    out: Path | None,
+    max_latency_ms: float | None,
+    max_memory_mb: float | None,
+    max_bits: int | None = None,
 ) -> tuple[dict, list[dict], Path]:
-    for name, value in (("--max-latency-ms", max_latency_ms), ("--max-memory-mb", max_memory_mb)):
+    budgets = (("--max-latency-ms", max_latency_ms), ("--max-memory-mb", max_memory_mb), ("--max-bits", max_bits))
+    for name, value in budgets:
         if value is not None and value <= 0:
             raise EdgewriteError(f"{name} {value:g}: a budget must be a positive number")
     doc = load_bench(bench_dir)
@@ -679,7 +737,7 @@ def write_report(
         raise EdgewriteError(f"--out {target} is a folder; give the HTML file to write")
     if not target.parent.is_dir():
         raise EdgewriteError(f"--out {target}: folder {target.parent} does not exist")
-    verdicts = verdict(doc, max_latency_ms, max_memory_mb)
+    verdicts = verdict(doc, max_latency_ms, max_memory_mb, max_bits)
     page = render_html(doc, verdicts, folder)
     md = markdown_report(doc, verdicts)
     try:

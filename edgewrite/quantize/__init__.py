@@ -142,7 +142,7 @@ def quantize(
             "quantized",
             fingerprint=fp,
             format=fmt,
-            bits=bits if gguf_type is None else None,
+            bits=bits if gguf_type is None else backend.bits_of_type(label),
             settings=settings,
             details=details,
             parent={"path": str(model_dir), "kind": parent.get("kind"), "fingerprint": parent.get("fingerprint")},

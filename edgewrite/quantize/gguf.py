@@ -34,6 +34,12 @@ def type_for_bits(bits: int) -> str:
     return TYPE_FOR_BITS[bits]
 
 
+def bits_of_type(name: str) -> int | None:
+    """The nominal bits per weight of a llama.cpp type: Q4_0 and IQ4_NL -> 4, Q8_0 -> 8, F16/BF16 -> 16."""
+    m = re.match(r"(?:I?Q|TQ|B?F)(\d+)", name.upper())
+    return int(m.group(1)) if m else None
+
+
 def _ftype(name: str) -> int:
     import llama_cpp
 

@@ -131,6 +131,81 @@ def test_budgets_exclude_and_are_stated() -> None:
     assert v["ship"] == "tuned q4" and v["text"][-1] == "Budget: peak RSS ≤ 450 MB."
 
 
+def test_a_bits_budget_ships_a_4_bit_artifact_held_to_the_best_model_s_quality() -> None:
+    """With --max-bits 4 the 8-bit artifact cannot ship; a fast 4-bit one that is significantly worse than the
+    fp32 model is not shipped either, even though it is not significantly worse than the best 4-bit one."""
+    q8 = {**_cell("tuned_q8", "quantized", 41.9, 180, 420), "bits": 8}
+    q4 = {**Q4, "bits": 4}
+    q40 = {**_cell("tuned_gguf_Q4_0", "quantized", 40.4, 150, 400), "label": "tuned gguf Q4_0"}
+    doc = _doc(
+        [COPY, BASE, MERGED, q8, q4, q40],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, q8, q4, q40)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, q8, q4, q40)),
+            _cmp("tuned_q8", "tuned_fp32", -0.1),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_gguf_Q4_0", "tuned_fp32", -1.6, half=1.0),  # significantly worse than fp32
+            _cmp("tuned_gguf_Q4_0", "tuned_q4", -1.1, half=1.5),  # not significantly worse than the best 4-bit
+        ],
+    )
+    assert verdict(doc, None, None)[0]["ship"] == "tuned q8"  # no budget: the fastest near the best
+    (v,) = verdict(doc, None, None, max_bits=4)
+    assert v["ship"] == "tuned q4"
+    assert "Budget: ≤ 4 bits per weight." in v["text"]
+    assert any(line.startswith("Without the budget: tuned q8") for line in v["text"])
+    (v,) = verdict(doc, None, None, max_bits=2)
+    assert v["ship"] is None and "--max-bits" in v["text"][0]
+
+
+@pytest.mark.parametrize(
+    ("cell", "bits"),
+    [
+        ({"kind": "quantized", "bits": 4, "label": "tuned gguf Q4_K_M"}, 4),
+        ({"kind": "quantized", "bits": None, "label": "tuned gguf Q4_0"}, 4),
+        ({"kind": "quantized", "bits": None, "label": "tuned gguf IQ4_NL"}, 4),
+        ({"kind": "quantized", "bits": None, "label": "tuned gguf F16"}, 16),
+        ({"kind": "merged", "bits": None, "label": "tuned fp32"}, 32),
+    ],
+)
+def test_bits_per_weight_come_from_the_cell_or_the_llama_cpp_type(cell: dict, bits: int) -> None:
+    from edgewrite.report import weight_bits
+
+    assert weight_bits(cell) == bits
+
+
+_HELPS = {"value": 2.0, "lo": 1.3, "hi": 2.7}
+_HURTS = {"value": -0.8, "lo": -1.5, "hi": -0.1}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "decision"),
+    [
+        ({"fluency": _HELPS}, "worth making the default"),
+        (
+            {"fluency": _HELPS, "simplification": _HURTS},
+            "off by default (it hurts simplification); `--pre harper` for fluency work",
+        ),
+        ({}, "off by default (it helps no task)"),
+    ],
+)
+def test_the_pre_pass_decision_is_stated_from_its_paired_intervals(tasks: dict, decision: str) -> None:
+    pre = {**_cell("tuned_q4_pre", "quantized", 41.4, 600, 560), "pre": "harper", "artifact": "tuned_q4"}
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4, pre],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, pre)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, pre)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_q4_pre", "tuned_fp32", -0.6),
+            _cmp("tuned_q4_pre", "tuned_q4", -0.1, tasks=tasks),
+        ],
+    )
+    (v,) = verdict(doc, None, None)
+    assert v["ship"] == "tuned q4"
+    (line,) = [x for x in v["text"] if x.startswith("Pre-pass harper")]
+    assert line.endswith(f"Decision: {decision}.")
+
+
 def test_comparisons_are_read_in_either_direction() -> None:
     doc = _doc([COPY, Q4], [_cmp("copy", "tuned_q4", -5)])
     flipped = comparison(doc, "tuned_q4", "copy")
