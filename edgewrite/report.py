@@ -163,7 +163,15 @@ def _device_verdict(
     base = next((c for c in dev if c.get("kind") == "base"), None)
     merged = next((c for c in dev if c.get("kind") == "merged"), None)
     harper = next((c for c in dev if c.get("kind") == "system" and c.get("runtime") == "harper"), None)
-    pool = [c for c in dev if c.get("kind") not in ("base", "system")]
+    tasks_ = _tasks(doc)
+    # A pre-pass system competes only where the pre-pass decision says it earns its place (it helps some
+    # task and hurts none against its plain artifact): otherwise the plain artifact stands for it, and a
+    # latency difference between the two (the pre-pass only adds work) cannot pick it.
+    pool = [
+        c
+        for c in dev
+        if c.get("kind") not in ("base", "system") and (not c.get("pre") or _pre_pass_earns(doc, c, dev, tasks_))
+    ]
     fits = [c for c in pool if _fits(c, max_latency_ms, max_memory_mb, max_bits)]
     entry: dict[str, Any] = {
         "device": device,
@@ -194,8 +202,7 @@ def _device_verdict(
     if harper:
         text.append(_harper_line(doc, ship, harper, tasks))
     for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
-        plain = next((c for c in dev if c["artifact"] == pre["artifact"] and not c.get("pre")), None)
-        if plain is not None:
+        if (plain := _plain_of(pre, dev)) is not None:
             text.append(_pre_pass_line(doc, pre, plain, tasks))
     text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
     if max_latency_ms is not None or max_memory_mb is not None or max_bits is not None:
@@ -242,6 +249,18 @@ def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) ->
         + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
         + f", at {speed:.1f}x the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."
     )
+
+
+def _plain_of(pre: dict, dev: list[dict]) -> dict | None:
+    return next((c for c in dev if c["artifact"] == pre["artifact"] and not c.get("pre")), None)
+
+
+def _pre_pass_earns(doc: dict, pre: dict, dev: list[dict], tasks: list[str]) -> bool:
+    plain = _plain_of(pre, dev)
+    if plain is None:
+        return True
+    _, signs = against(doc, pre, plain, "", tasks)
+    return any(signs.get(t) == 1 for t in tasks) and not any(signs.get(t) == -1 for t in tasks)
 
 
 def _pre_pass_line(doc: dict, pre: dict, plain: dict, tasks: list[str]) -> str:

@@ -206,6 +206,22 @@ def test_the_pre_pass_decision_is_stated_from_its_paired_intervals(tasks: dict, 
     assert line.endswith(f"Decision: {decision}.")
 
 
+def test_a_pre_pass_that_hurts_a_task_never_ships_on_a_faster_latency_sample() -> None:
+    """The pre-pass only adds work: a lower p50 than its plain artifact is sampling noise, and a pre-pass
+    the decision turns off (it hurts simplification) cannot ship; one that only helps can."""
+    pre = {**_cell("tuned_q4_pre", "quantized", 41.4, 200, 560), "pre": "harper", "artifact": "tuned_q4"}
+    cmps = [
+        *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, pre)),
+        *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, pre)),
+        _cmp("tuned_q4", "tuned_fp32", -0.5),
+        _cmp("tuned_q4_pre", "tuned_fp32", -0.6),
+    ]
+    hurts = _cmp("tuned_q4_pre", "tuned_q4", -0.1, tasks={"fluency": _HELPS, "simplification": _HURTS})
+    assert verdict(_doc([COPY, BASE, MERGED, Q4, pre], [*cmps, hurts]), None, None)[0]["ship"] == "tuned q4"
+    helps = _cmp("tuned_q4_pre", "tuned_q4", -0.1, tasks={"fluency": _HELPS})
+    assert verdict(_doc([COPY, BASE, MERGED, Q4, pre], [*cmps, helps]), None, None)[0]["ship"] == "tuned q4 pre"
+
+
 def test_comparisons_are_read_in_either_direction() -> None:
     doc = _doc([COPY, Q4], [_cmp("copy", "tuned_q4", -5)])
     flipped = comparison(doc, "tuned_q4", "copy")
