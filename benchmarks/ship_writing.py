@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--bench", required=True, help="a bench folder that benched the run's merged model and export")
     ap.add_argument(
-        "--serve", default="gguf:4", help="the format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type) or onnx:4"
+        "--serve", default="gguf:4", help="format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type), onnx:4"
     )
     a = ap.parse_args()
     run = Path(a.run)
