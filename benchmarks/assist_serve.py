@@ -153,9 +153,9 @@ def compute_bound(artifact: str, sentences: list[str], generated: int) -> dict:
         rt.tokenize(build_prompt(rt.tokenizer, TASKS["grammar"].default_instruction, s, manifest["prompt_style"]))
         for s in sentences
     ]
-    common = 0
-    while all(len(p) > common + 1 for p in prompts) and len({p[common] for p in prompts}) == 1:
-        common += 1
+    from edgewrite.runtimes.llamacpp import shared_prefix
+
+    common = shared_prefix(prompts)
     own_prompt = sum(len(p) - common for p in prompts)
 
     def timed(items: list) -> float:

@@ -59,10 +59,17 @@ def main() -> None:
     a = ap.parse_args()
     run = Path(a.run)
     adapter = read_manifest(run / "adapter", kinds=("adapter",))
-    fmt, spec = a.serve.split(":")
+    from edgewrite.quantize.gguf import TYPE_FOR_BITS, bits_of_type
+
+    fmt, _, spec = a.serve.partition(":")
     gguf_type = None if spec.isdigit() else spec.upper()
-    bits = int(spec) if spec.isdigit() else int(spec[1])
-    served = f"gguf-{gguf_type.lower()}" if gguf_type else {"gguf": "gguf-q4_k_m", "onnx": "onnx-int4"}[fmt]
+    bits = int(spec) if spec.isdigit() else bits_of_type(gguf_type or "")
+    known = (fmt == "gguf" and (gguf_type is not None or bits in TYPE_FOR_BITS)) or (
+        fmt == "onnx" and gguf_type is None and bits == 4
+    )
+    if not known or bits is None:
+        sys.exit(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
+    served = f"gguf-{(gguf_type or TYPE_FOR_BITS[bits]).lower()}" if fmt == "gguf" else "onnx-int4"
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:

@@ -163,14 +163,13 @@ def _device_verdict(
     base = next((c for c in dev if c.get("kind") == "base"), None)
     merged = next((c for c in dev if c.get("kind") == "merged"), None)
     harper = next((c for c in dev if c.get("kind") == "system" and c.get("runtime") == "harper"), None)
-    tasks_ = _tasks(doc)
     # A pre-pass system competes only where the pre-pass decision says it earns its place (it helps some
     # task and hurts none against its plain artifact): otherwise the plain artifact stands for it, and a
     # latency difference between the two (the pre-pass only adds work) cannot pick it.
     pool = [
         c
         for c in dev
-        if c.get("kind") not in ("base", "system") and (not c.get("pre") or _pre_pass_earns(doc, c, dev, tasks_))
+        if c.get("kind") not in ("base", "system") and (not c.get("pre") or _pre_pass_earns(doc, c, dev, tasks))
     ]
     fits = [c for c in pool if _fits(c, max_latency_ms, max_memory_mb, max_bits)]
     entry: dict[str, Any] = {

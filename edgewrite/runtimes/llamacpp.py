@@ -53,6 +53,14 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
+def shared_prefix(toks: list[list[int]]) -> int:
+    """How many leading tokens all the prompts share (each keeps at least its last token of its own)."""
+    common = 0
+    while all(len(t) > common + 1 for t in toks) and len({t[common] for t in toks}) == 1:
+        common += 1
+    return common
+
+
 class CopyDrafter:
     """Draft tokens for an edit: continue the source text from where the output's last n-gram matches
     it, preferring the match nearest after the previous one (the output walks through the source)."""
@@ -261,9 +269,7 @@ class LlamaCppRuntime:
         mem = self.ctx.memory
         lc.llama_memory_clear(mem, True)
         self._cached = []
-        common = 0
-        while all(len(t) > common + 1 for t in toks) and len({t[common] for t in toks}) == 1:
-            common += 1
+        common = shared_prefix(toks)
         prefix_seq = self.parallel  # the context has parallel + 1 sequences; the last holds the prefix
         t0 = time.perf_counter()
         if common:
