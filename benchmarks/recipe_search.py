@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 BASE = "benchmarks/recipe_search_base.yaml"
 # name -> (what it tests, --set overrides)
 EW = ["train.edit_weight=3"]
+EW6 = ["train.edit_weight=6"]
 # name -> (what it tests, --set overrides, the candidate it is compared with). Stage 1 varies the base
 # recipe; stage 2 varies the winner of stage 1 (edit weighting) one choice at a time.
 CANDIDATES: dict[str, tuple[str, list[str], str]] = {
@@ -35,7 +36,7 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
     "base": ("LoRA r16 on all linear layers, lr 5e-4, no default system prompt", [], "untuned"),
     "lr-1e-3": ("learning rate 1e-3", ["train.lr=1e-3"], "base"),
     "edit-weight-3": ("edit-weighted loss: answer tokens that change the input weigh 3", EW, "base"),
-    "edit-weight-6": ("edit weight 6", ["train.edit_weight=6"], "edit-weight-3"),
+    "edit-weight-6": ("edit weight 6", EW6, "edit-weight-3"),
     "edit-weight-10": ("edit weight 10", ["train.edit_weight=10"], "edit-weight-6"),
     "full-ft": (
         "full fine-tuning, lr 1e-4, edit weight 3",
@@ -52,27 +53,28 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
         [*EW, "data.max_unchanged_fraction=0"],
         "edit-weight-3",
     ),
+    # Stage 3 varies the recipe that made the shipped model (edit weight 6) one choice at a time.
+    "weak-tasks-2x": (
+        "coherence, neutralization, paraphrase (not yet significantly above untuned) weighted 2x, edit weight 6",
+        [*EW6, "data.task_weights={coherence: 2, neutralization: 2, paraphrase: 2}"],
+        "edit-weight-6",
+    ),
     "synthetic-200": (
-        "200 synthetic learner-error rows each for grammar and fluency, edit weight 3",
-        [*EW, "data.synthetic_errors=200"],
-        "edit-weight-3",
-    ),
-    "system-prompt": (
-        "with the template's default system prompt, edit weight 3",
-        [*EW, "data.prompt_style=chat"],
-        "edit-weight-3",
-    ),
-    "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 3", [*EW, "data.prompt_style=alpaca"], "edit-weight-3"),
-    "rewrite-weights": (
-        "rewriting tasks weighted 1.5x (clarity, coherence, simplification, paraphrase), edit weight 3",
-        [*EW, "data.task_weights={clarity: 1.5, coherence: 1.5, simplification: 1.5, paraphrase: 1.5}"],
-        "edit-weight-3",
+        "200 synthetic learner-error rows each for grammar and fluency, edit weight 6",
+        [*EW6, "data.synthetic_errors=200"],
+        "edit-weight-6",
     ),
     "general-200": (
-        "200 general (Alpaca) rows instead of 40, edit weight 3",
-        [*EW, "data.general=200"],
-        "edit-weight-3",
+        "200 general (Alpaca) rows instead of 40, edit weight 6",
+        [*EW6, "data.general=200"],
+        "edit-weight-6",
     ),
+    "system-prompt": (
+        "with the template's default system prompt, edit weight 6",
+        [*EW6, "data.prompt_style=chat"],
+        "edit-weight-6",
+    ),
+    "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 6", [*EW6, "data.prompt_style=alpaca"], "edit-weight-6"),
 }
 
 
