@@ -26,6 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BASE = "benchmarks/recipe_search_base.yaml"
+
+def _sources_without(path: str) -> str:
+    """The default data sources minus one file, as a YAML flow list for --set."""
+    from edgewrite.recipe import _default_sources
+
+    kept = [s for s in _default_sources() if s.path != path]
+    return "[" + ", ".join(f"{{path: {s.path}, role: {s.role}}}" for s in kept) + "]"
+
+
 # name -> (what it tests, --set overrides)
 EW = ["train.edit_weight=3"]
 EW6 = ["train.edit_weight=6"]
@@ -72,6 +81,11 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
     "system-prompt": (
         "with the template's default system prompt, edit weight 6",
         [*EW6, "data.prompt_style=chat"],
+        "edit-weight-6",
+    ),
+    "paraphrase-stsb": (
+        "paraphrase trained on STS-B pairs only (the headline set's style), not MRPC's news rewrites, edit weight 6",
+        [*EW6, "data.sources=" + _sources_without("mrpc/train.jsonl")],
         "edit-weight-6",
     ),
     "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 6", [*EW6, "data.prompt_style=alpaca"], "edit-weight-6"),
