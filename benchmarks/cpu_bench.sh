@@ -8,11 +8,13 @@
 # LIMIT: seeded rows per headline set (default 100; LIMIT= for every dev row, ~3x longer).
 # Q40=0 leaves the plain Q4_0 GGUF out (4.5 bits for every tensor; llama.cpp repacks it for faster CPU
 # kernels, while "Q4_K_M" falls back to Q5_0/Q8_0 on SmolLM2's 576-wide rows).
+# IQ4=0 leaves the IQ4_NL GGUF out (4.5 bits for every tensor like Q4_0, with a non-linear 4-bit grid:
+# llama.cpp's best 4-bit type for rows that are not a multiple of 256, no importance matrix needed).
 # Q8=0 leaves the 8-bit GGUF (Q8_0, the quality reference for the 4-bit ones) out.
 # GPTQ=0 leaves the GPTQ artifact out (on CPU it decodes through torch kernels: slow, and not what a
 # laptop runs; it is the CUDA format).
 # Measured on 2 cores (AMD EPYC): LIMIT=100 with GPTQ=0, ~22 min of bench; LIMIT= (every dev row, the
-# committed run) with all nine systems, 61 min of cells (the untuned fp32 model alone 18) plus ~4 min of
+# committed run) with all ten systems, 65 min of cells (the untuned fp32 model alone 18, IQ4_NL 4) plus ~4 min of
 # GPTQ quantization.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ LIMIT=${LIMIT-100}
 GPTQ=${GPTQ:-1}
 Q8=${Q8:-1}
 Q40=${Q40:-1}
+IQ4=${IQ4:-1}
 OUT=${OUT:-benchmarks/results/bench}
 lim=()
 [ -n "$LIMIT" ] && lim=(--limit "$LIMIT")
@@ -31,6 +34,10 @@ arts=("$R/merged" "$R/gguf-q4_k_m" "$R/onnx-int4")
 if [ "$Q40" = 1 ]; then
   [ -d "$R/gguf-q4_0" ] || $EW quantize "$R/merged" -f gguf --type Q4_0
   arts+=("$R/gguf-q4_0")
+fi
+if [ "$IQ4" = 1 ]; then
+  [ -d "$R/gguf-iq4_nl" ] || $EW quantize "$R/merged" -f gguf --type IQ4_NL
+  arts+=("$R/gguf-iq4_nl")
 fi
 if [ "$Q8" = 1 ]; then
   [ -d "$R/gguf-q8_0" ] || $EW quantize "$R/merged" -f gguf --bits 8

@@ -10,7 +10,8 @@ reuse buy on real edits.
   identical between the two (greedy; differences are rounding near-ties, see tests).
 
     R=runs/writing-smollm2-135m-cpu
-    python benchmarks/decode_limits.py $R/gguf-q4_k_m $R/onnx-int4 --rows-per-task 40   # ~6 min on 2 cores
+    python benchmarks/decode_limits.py $R/gguf-iq4_nl $R/gguf-q4_k_m $R/gguf-q4_0 $R/onnx-int4 \
+        --rows-per-task 40   # ~12 min on 2 cores
 
 Writes benchmarks/results/decode_limits.{json,md}.
 """
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results")
     a = ap.parse_args()
     bw = {1: round(bandwidth(1), 1), 2: round(bandwidth(2), 1)}
+    print(f"bandwidth: {bw[1]} GB/s on 1 thread, {bw[2]} GB/s on 2", flush=True)
     sets = gather(ROOT.parent / "shared" / "data", None, "dev", a.rows_per_task, headline_only=True)
     rows = [(s.spec.task, r["source"]) for s in sets for r in s.rows]
     long_text = " ".join(r["source"] for r in sets[0].rows[:6])
@@ -109,8 +111,11 @@ def main() -> None:
         nbytes = weight_bytes(path, manifest)
         bound = bw[2] * 1e9 / nbytes
         tps = decode_speed(runtime, prompt)
+        print(f"{artifact}: decode {tps:.1f} tok/s ({tps / bound:.0%} of the bound); {len(rows)} edits", flush=True)
         slow, out_slow = edit_latency(runtime, manifest, rows, fast=False)
+        print(f"{artifact}: plain p50 {_pct(slow, 0.5):.0f} ms; the same edits with the speed-ups", flush=True)
         fast, out_fast = edit_latency(runtime, manifest, rows, fast=True)
+        print(f"{artifact}: with the speed-ups p50 {_pct(fast, 0.5):.0f} ms", flush=True)
         results.append(
             {
                 "artifact": artifact,

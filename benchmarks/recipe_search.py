@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 BASE = "benchmarks/recipe_search_base.yaml"
 
+
 def _sources_without(path: str) -> str:
     """The default data sources minus one file, as a YAML flow list for --set."""
     from edgewrite.recipe import _default_sources

@@ -124,12 +124,24 @@ def _fits(c: dict, max_latency_ms: float | None, max_memory_mb: float | None, ma
 LATENCY_TIE = 0.10
 
 
-def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None) -> dict:
+def _below(c: dict, rivals: dict[str, dict]) -> list[tuple[str, str, float, float]]:
+    """(task, rival's name, score, rival's score) wherever ``c`` does not score above a rival."""
+    out = []
+    for name, r in rivals.items():
+        for t, v in r["quality"]["headline"].items():
+            if (mine := c["quality"]["headline"].get(t, 0.0)) <= v:
+                out.append((t, name, mine, v))
+    return out
+
+
+def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None, rivals: dict[str, dict] | None = None) -> dict:
     """Among the systems that fit the budget and are not significantly worse than the best tuned system
     (over ``pool``, every candidate whether it fits or not: a budget limits what ships, not the quality
     bar), the fastest, where latencies within LATENCY_TIE of the fastest tie and the simpler system wins
     the tie (no pre-pass), then the smaller peak memory. If none fitting is that good: the same rule
-    against the best that fits."""
+    against the best that fits. With ``rivals`` (copy and the untuned model), systems that score above
+    every rival on every task come first: that is what the product promises, so a faster system that
+    falls below one of them on a task ships only if none of the near-best systems clears them all."""
 
     def not_worse(c: dict, best: dict) -> bool:
         return c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
@@ -139,6 +151,8 @@ def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None) -> dict:
     if not near:
         best = max(fits, key=lambda c: c["quality"]["mean"])
         near = [c for c in fits if not_worse(c, best)]
+    if rivals and (clean := [c for c in near if not _below(c, rivals)]):
+        near = clean
 
     def p50(c: dict) -> float:
         return (c.get("edit_latency_ms") or {}).get("p50") or 0
@@ -182,7 +196,8 @@ def _device_verdict(
             text=[f"No tuned artifact on {device} fits the budget; relax --max-latency-ms/--max-memory-mb/--max-bits."],
         )
         return entry
-    ship = _pick(doc, fits, pool)
+    rivals = {"copy": copy, **({"the untuned model": base} if base else {})}
+    ship = _pick(doc, fits, pool, rivals)
     lat = ship.get("edit_latency_ms") or {}
     text = [
         f"Ship **{ship['label']}** on {device}: mean quality {_ci(ship)} (copy {_ci(copy)}"
@@ -200,6 +215,13 @@ def _device_verdict(
         text.append(_quantization_line(doc, ship, merged, tasks))
     if harper:
         text.append(_harper_line(doc, ship, harper, tasks))
+    if (fast := _pick(doc, fits, pool)) is not ship:
+        t, who, mine, theirs = _below(fast, rivals)[0]
+        text.append(
+            f"Passed over: {fast['label']} (edit p50 {(fast.get('edit_latency_ms') or {}).get('p50') or 0:.0f} ms, "
+            f"{_ci(fast)}, not significantly worse than the best): it scores below {who} on {t} "
+            f"({mine:.1f} vs {theirs:.1f}), and the shipped model must beat copy and the untuned model on every task."
+        )
     for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
         if (plain := _plain_of(pre, dev)) is not None:
             text.append(_pre_pass_line(doc, pre, plain, tasks))
@@ -221,7 +243,7 @@ def _device_verdict(
         if (top := max(pool, key=lambda c: c["quality"]["mean"])) is not ship and not _fits(
             top, max_latency_ms, max_memory_mb, max_bits
         ):
-            free = _pick(doc, pool, pool)
+            free = _pick(doc, pool, pool, rivals)
             if free is not ship:
                 lat_free = (free.get("edit_latency_ms") or {}).get("p50") or 0
                 text.append(

@@ -254,3 +254,32 @@ def test_budgets_must_be_positive(tmp_path: Path, bad: float) -> None:
 
     with pytest.raises(EdgewriteError, match="positive"):
         write_report(tmp_path, None, bad, None)
+
+
+def _with_task(cell: dict, task: str, score: float) -> dict:
+    quality = {**cell["quality"], "headline": {**cell["quality"]["headline"], task: score}}
+    return {**cell, "quality": quality}
+
+
+@pytest.mark.parametrize("others_clear", [True, False])
+def test_a_faster_artifact_below_the_untuned_model_on_a_task_is_passed_over(others_clear: bool) -> None:
+    """The product promises a model above copy and the untuned model on every task: among the near-best
+    systems, one that falls below the untuned model on a task ships only if none clears them all."""
+    onnx = {**_with_task(ONNX, "paraphrase", 34.0), "bits": 4}  # fastest and near-best, below the base's 35
+    q4 = {**(Q4 if others_clear else _with_task(Q4, "coherence", 29.0)), "bits": 4}  # else below copy's 30
+    doc = _doc(
+        [COPY, BASE, MERGED, q4, onnx],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, q4, onnx)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, q4, onnx)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_onnx", "tuned_fp32", -0.2),
+        ],
+    )
+    (v,) = verdict(doc, None, None, max_bits=4)  # the fp32 model, which clears both, cannot ship
+    text = "\n".join(v["text"])
+    if others_clear:
+        assert v["ship"] == "tuned q4"
+        assert "Passed over: tuned onnx" in text and "below the untuned model on paraphrase (34.0 vs 35.0)" in text
+    else:  # no 4-bit system clears both rivals everywhere: the usual rule (the fastest)
+        assert v["ship"] == "tuned onnx" and "Passed over" not in text
