@@ -39,6 +39,7 @@ def _sources_without(path: str) -> str:
 # name -> (what it tests, --set overrides)
 EW = ["train.edit_weight=3"]
 EW6 = ["train.edit_weight=6"]
+SEED_RUN = "edit-weight-6-seed-7"  # the reference recipe again with another seed: the training noise
 # name -> (what it tests, --set overrides, the candidate it is compared with). Stage 1 varies the base
 # recipe; stage 2 varies the winner of stage 1 (edit weighting) one choice at a time.
 CANDIDATES: dict[str, tuple[str, list[str], str]] = {
@@ -87,6 +88,11 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
     "paraphrase-stsb": (
         "paraphrase trained on STS-B pairs only (the headline set's style), not MRPC's news rewrites, edit weight 6",
         [*EW6, "data.sources=" + _sources_without("mrpc/train.jsonl")],
+        "edit-weight-6",
+    ),
+    "edit-weight-6-seed-7": (
+        "edit weight 6 again with another seed (data order, sampling, LoRA init): the training noise",
+        [*EW6, "train.seed=7"],
         "edit-weight-6",
     ),
     "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 6", [*EW6, "data.prompt_style=alpaca"], "edit-weight-6"),
@@ -213,6 +219,18 @@ def _render(doc: dict) -> None:
             + f" | {r['stats']['tokens_per_second']:.0f} |"
         )
     lines += ["", "Reproduce a row: the `command` field of its entry in recipe_search.json."]
+    if (seed := results.get(SEED_RUN)) and seed.get("vs_reference"):
+        v = seed["vs_reference"]
+        moved = [f"{t} {d['value']:+.1f}" for t, d in v.items() if t != "mean" and (d["lo"] > 0 or d["hi"] < 0)]
+        lines += [
+            "",
+            f"Training noise: the same recipe with another seed ({SEED_RUN}) differs from "
+            f"{CANDIDATES[SEED_RUN][2]} by {v['mean']['value']:+.2f} [{v['mean']['lo']:+.2f}, "
+            f"{v['mean']['hi']:+.2f}] on the mean"
+            + (", and 'significantly' on " + ", ".join(moved) if moved else "")
+            + ". The intervals above resample dev rows only, not training runs: a difference of that size"
+            " between two candidates can come from the seed alone.",
+        ]
     missing = [n for n in CANDIDATES if n not in results]
     if missing:
         lines += [

@@ -215,8 +215,8 @@ def _device_verdict(
         text.append(_quantization_line(doc, ship, merged, tasks))
     if harper:
         text.append(_harper_line(doc, ship, harper, tasks))
-    if (fast := _pick(doc, fits, pool)) is not ship:
-        t, who, mine, theirs = _below(fast, rivals)[0]
+    if (fast := _pick(doc, fits, pool)) is not ship and (short := _below(fast, rivals)):
+        t, who, mine, theirs = short[0]
         text.append(
             f"Passed over: {fast['label']} (edit p50 {(fast.get('edit_latency_ms') or {}).get('p50') or 0:.0f} ms, "
             f"{_ci(fast)}, not significantly worse than the best): it scores below {who} on {t} "
