@@ -95,6 +95,9 @@ def main() -> None:
     ap.add_argument("--rows-per-task", type=int, default=200)
     ap.add_argument("--out", default="benchmarks/results")
     a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)  # before the work, so a bad --out fails at once
+    manifests = {artifact: read_manifest(Path(artifact)) for artifact in a.artifacts}  # every path, up front
     bw = {1: round(bandwidth(1), 1), 2: round(bandwidth(2), 1)}
     print(f"bandwidth: {bw[1]} GB/s on 1 thread, {bw[2]} GB/s on 2", flush=True)
     sets = gather(ROOT.parent / "shared" / "data", None, "dev", a.rows_per_task, headline_only=True)
@@ -102,8 +105,7 @@ def main() -> None:
     long_text = " ".join(r["source"] for r in sets[0].rows[:6])
     results = []
     for artifact in a.artifacts:
-        path = Path(artifact)
-        manifest = read_manifest(path)
+        path, manifest = Path(artifact), manifests[artifact]
         runtime, _ = load_runtime(path, threads=2, batch_size=1)
         prompt = build_prompt(
             runtime.tokenizer, TASKS["paraphrase"].default_instruction, long_text, manifest["prompt_style"]
@@ -142,8 +144,7 @@ def main() -> None:
         "bandwidth_gb_s": bw,
         "results": results,
     }
-    out = Path(a.out)
-    (out / "decode_limits.json").write_text(json.dumps(doc, indent=2) + "\n")
+    _write(out / "decode_limits.json", json.dumps(doc, indent=2) + "\n")
     md = [
         f"# Decode speed against the memory-bandwidth bound ({doc['conditions']['cpu']}, 2 threads)",
         "",
@@ -165,9 +166,21 @@ def main() -> None:
             f"{fast['p50_ms']:.0f} / {fast['p95_ms']:.0f} ({label}) | {r['identical_outputs']}/{r['rows']} |"
         )
     md += ["", f"Edits: {len(rows)} dev rows ({a.rows_per_task} per task's headline set, seeded), one at a time.", ""]
-    (out / "decode_limits.md").write_text("\n".join(md))
+    _write(out / "decode_limits.md", "\n".join(md))
     print("\n".join(md))
 
 
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 if __name__ == "__main__":
-    main()
+    from edgewrite.errors import EdgewriteError
+
+    try:
+        main()
+    except EdgewriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -25,6 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 BASE = "benchmarks/recipe_search_base.yaml"
 
 
@@ -313,7 +320,7 @@ def main() -> None:
     todo = a.only if a.only else [n for n in CANDIDATES if n not in doc["results"]]
     for name in [] if a.render else todo:
         if name not in CANDIDATES:
-            raise SystemExit(f"unknown candidate '{name}'; candidates: {', '.join(CANDIDATES)}")
+            _fail(f"unknown candidate '{name}'; candidates: {', '.join(CANDIDATES)}")
         print(f"== candidate {name}: {CANDIDATES[name][0]}", flush=True)
         doc["results"][name] = _run_candidate(name, CANDIDATES[name][1], a.eval_rows, OUT)
         doc["results"] = {n: doc["results"][n] for n in CANDIDATES if n in doc["results"]}

@@ -26,6 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 from edgewrite.artifacts import read_manifest, write_manifest  # noqa: E402
 
 TARGET = ROOT / "edgewrite" / "shipped" / "writing"
@@ -68,12 +75,12 @@ def main() -> None:
         fmt == "onnx" and gguf_type is None and bits == 4
     )
     if not known or bits is None:
-        sys.exit(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
+        _fail(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
     served = f"gguf-{(gguf_type or TYPE_FOR_BITS[bits]).lower()}" if fmt == "gguf" else "onnx-int4"
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:
-        sys.exit(f"{a.bench} has no cells for {run / 'merged'} and {run / served}; bench them first")
+        _fail(f"{a.bench} has no cells for {run / 'merged'} and {run / served}; bench them first")
     staging = TARGET.with_name("writing.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
