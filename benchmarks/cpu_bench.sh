@@ -10,6 +10,10 @@
 # kernels, while "Q4_K_M" falls back to Q5_0/Q8_0 on SmolLM2's 576-wide rows).
 # IQ4=0 leaves the IQ4_NL GGUF out (4.5 bits for every tensor like Q4_0, with a non-linear 4-bit grid:
 # llama.cpp's best 4-bit type for rows that are not a multiple of 256, no importance matrix needed).
+# IMAT=0 leaves out the GGUFs rounded with an importance matrix (`quantize --imatrix`: Q4_0, Q4_K_M and IQ4_NL
+# again, weighted by the mean squared activations of 256 of the model's own training rows).
+# QS=runs/quickstart adds the quickstart recipe's model (fp32 and Q4_K_M; `edgewrite run recipes/quickstart.yaml`
+# first), labelled "(quickstart)"; QS= leaves it out.
 # Q8=0 leaves the 8-bit GGUF (Q8_0, the quality reference for the 4-bit ones) out.
 # GPTQ=0 leaves the GPTQ artifact out (on CPU it decodes through torch kernels: slow, and not what a
 # laptop runs; it is the CUDA format).
@@ -25,6 +29,8 @@ GPTQ=${GPTQ:-1}
 Q8=${Q8:-1}
 Q40=${Q40:-1}
 IQ4=${IQ4:-1}
+IMAT=${IMAT:-1}
+QS=${QS-runs/quickstart}
 OUT=${OUT:-benchmarks/results/bench}
 lim=()
 [ -n "$LIMIT" ] && lim=(--limit "$LIMIT")
@@ -47,7 +53,20 @@ if [ "$GPTQ" = 1 ]; then
   [ -d "$R/gptq-4bit-g64" ] || $EW quantize "$R/merged" -f gptq --bits 4
   arts+=("$R/gptq-4bit-g64")
 fi
+if [ "$IMAT" = 1 ]; then
+  for t in Q4_0 Q4_K_M IQ4_NL; do
+    d="$R/gguf-$(echo $t | tr 'A-Z' 'a-z')-imat"
+    [ -d "$d" ] || $EW quantize "$R/merged" -f gguf --type $t --imatrix
+    arts+=("$d")
+  done
+fi
+if [ -n "$QS" ]; then
+  [ -d "$QS/merged" ] || { echo "QS=$QS has no merged model: run 'edgewrite run recipes/quickstart.yaml' or set QS=" >&2; exit 2; }
+  [ -d "$QS/gguf-q4_k_m" ] || $EW quantize "$QS/merged" -f gguf --bits 4
+  arts+=("$QS/merged" "$QS/gguf-q4_k_m")
+fi
 $EW bench "${arts[@]}" \
   --pre harper --pre-on "$R/gguf-q4_k_m" --threads 2 --headline-only "${lim[@]}" --out "$OUT"
 $EW report "$OUT" --max-bits 4
 cp "$OUT/report.md" benchmarks/results/report.md
+.venv/bin/python benchmarks/variants.py "$OUT" > /dev/null

@@ -63,6 +63,12 @@ def main() -> None:
     ap.add_argument(
         "--serve", default="gguf:4", help="format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type), onnx:4"
     )
+    ap.add_argument(
+        "--imatrix",
+        action="store_true",
+        help="gguf: the served export was rounded with an importance matrix (the run's gguf-TYPE-imat folder); "
+        "its imatrix.npz ships with the adapter so that the user's export rounds the same way",
+    )
     a = ap.parse_args()
     run = Path(a.run)
     adapter = read_manifest(run / "adapter", kinds=("adapter",))
@@ -76,7 +82,12 @@ def main() -> None:
     )
     if not known or bits is None:
         _fail(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
+    if a.imatrix and fmt != "gguf":
+        _fail("--imatrix applies to a gguf serving format")
     served = f"gguf-{(gguf_type or TYPE_FOR_BITS[bits]).lower()}" if fmt == "gguf" else "onnx-int4"
+    served += "-imat" if a.imatrix else ""
+    if a.imatrix and not (run / served / "imatrix.npz").is_file():
+        _fail(f"{run / served} has no imatrix.npz; make it with `edgewrite quantize {run / 'merged'} --imatrix`")
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:
@@ -87,6 +98,8 @@ def main() -> None:
     weights = load_file(run / "adapter" / "adapter_model.safetensors")
     save_file({k: v.to(torch.float16).contiguous() for k, v in weights.items()}, staging / "adapter_model.safetensors")
     shutil.copy2(run / "adapter" / "adapter_config.json", staging / "adapter_config.json")
+    if a.imatrix:
+        shutil.copy2(run / served / "imatrix.npz", staging / "imatrix.npz")
     train_log = json.loads((run / "adapter" / "train_log.json").read_text())
     recipe_text = Path(a.recipe).read_text()
     write_manifest(
@@ -104,7 +117,12 @@ def main() -> None:
         stats=adapter["stats"],
         selection=train_log.get("selection"),
         dev=dev,
-        serve={"format": fmt, "bits": bits, **({"type": gguf_type} if gguf_type else {})},
+        serve={
+            "format": fmt,
+            "bits": bits,
+            **({"type": gguf_type} if gguf_type else {}),
+            **({"imatrix": "imatrix.npz"} if a.imatrix else {}),
+        },
         bench={"path": a.bench, "created": bench["created"], "command": bench.get("command")},
     )
     shutil.rmtree(TARGET, ignore_errors=True)

@@ -50,7 +50,12 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
     elif fmt == "safetensors":
         label, runtime = "tuned fp32", "hf"
     elif fmt == "gguf":
-        label, runtime = f"tuned gguf {manifest['details']['type']}", "llamacpp"
+        d = manifest["details"]
+        label, runtime = f"tuned gguf {d['type']}", "llamacpp"
+        if d.get("imatrix"):
+            label += " imatrix"
+        if d.get("tensor_type_overrides"):
+            label += f" ({', '.join(d['tensor_type_overrides'])})"
     elif fmt == "gptq":
         d = manifest["details"]
         label, runtime = f"tuned gptq {d['bits']}-bit g{d['group_size']}", "gptq"
@@ -234,6 +239,7 @@ def _entries(
         exclude |= keys
         dev_fraction = frac if keys else dev_fraction
         entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint"), "pre": None})
+    _disambiguate(entries)
     if pre_on is not None:
         listed = {Path(a).resolve() for a in artifacts}
         for a in pre_on:
@@ -248,6 +254,25 @@ def _entries(
         ]
     entries += [{**describe_system(name), "pre": None} for name in systems]
     return entries, exclude, dev_fraction
+
+
+def _disambiguate(entries: list[dict]) -> None:
+    """Two artifacts of the same kind from different runs (the quickstart model beside the CPU recipe's):
+    the first keeps its plain label, a later one gets its run's folder name, e.g. 'tuned fp32 (quickstart)'
+    (and its own folder's name too where that is not enough)."""
+    seen: set[str] = set()
+    paths: set[Path] = set()
+    for e in entries:
+        if Path(e["path"]).resolve() in paths:
+            raise EdgewriteError(f"{e['path']} is listed twice; list each artifact once")
+        paths.add(Path(e["path"]).resolve())
+        if e["label"] in seen:
+            path = Path(e["path"])
+            plain = e["label"]
+            e["label"] = f"{plain} ({path.parent.name})"
+            if e["label"] in seen:  # two of one kind in one run folder: name the folder too
+                e["label"] = f"{plain} ({path.parent.name}/{path.name})"
+        seen.add(e["label"])
 
 
 def _conditions(

@@ -190,8 +190,32 @@ def quantize(
     group_size: Annotated[
         int | None, typer.Option(help="GPTQ group size (default: largest of 128/64/32 that fits).")
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="GPTQ calibration rows.")] = 256,
-    calibration: Annotated[Path | None, typer.Option(help="GPTQ: an `edgewrite data` folder to calibrate on.")] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Calibration rows (GPTQ, --imatrix).")] = 256,
+    calibration: Annotated[
+        Path | None, typer.Option(help="GPTQ / --imatrix: an `edgewrite data` folder to calibrate on.")
+    ] = None,
+    imatrix: Annotated[
+        bool,
+        typer.Option(
+            "--imatrix",
+            help="gguf: weigh the rounding by an importance matrix from the model's own training rows "
+            "(llama-imatrix's statistic, collected with torch hooks).",
+        ),
+    ] = False,
+    imatrix_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--imatrix-file", help="gguf: round with this importance matrix (an imatrix.npz from another artifact)."
+        ),
+    ] = None,
+    tensor_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tensor-type",
+            help="gguf: PATTERN=TYPE, a ggml type for the tensors whose GGUF name matches the regex "
+            "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
@@ -202,6 +226,8 @@ def quantize(
     from edgewrite.quantize import quantize as run_quantize
 
     _check_device(device)
+    if imatrix and imatrix_file:
+        raise EdgewriteError("give --imatrix (compute one) or --imatrix-file (use one), not both")
     path, manifest = run_quantize(
         model,
         format_,
@@ -213,6 +239,9 @@ def quantize(
         calibration=calibration,
         device=device,
         force=force,
+        imatrix=imatrix_file or imatrix,
+        tensor_types=tensor_type,
+        log=lambda line: console.print(line, markup=False, highlight=False),
     )
     size = sum(f["bytes"] for f in manifest["files"].values())
     console.print(f"{format_} artifact written to {path} ({size / 1e6:.1f} MB, stop token {manifest['stop_token']!r})")

@@ -134,14 +134,36 @@ def _below(c: dict, rivals: dict[str, dict]) -> list[tuple[str, str, float, floa
     return out
 
 
-def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None, rivals: dict[str, dict] | None = None) -> dict:
+def _outdone(doc: dict, c: dict, others: list[dict]) -> tuple[dict, str, dict] | None:
+    """(other, task, difference) for another system that is significantly better than ``c`` on some task
+    and significantly worse on none (paired intervals from bench.json); None if no such system."""
+    for o in others:
+        # a pre-pass variant against its own plain artifact is the pre-pass decision's business
+        if o is c or o.get("artifact") == c.get("artifact") or not (cmp := comparison(doc, o["id"], c["id"])):
+            continue
+        better = [(t, v) for t, v in cmp["tasks"].items() if v["lo"] > 0]
+        if better and not any(v["hi"] < 0 for v in cmp["tasks"].values()):
+            return o, *better[0]
+    return None
+
+
+def _pick(
+    doc: dict,
+    fits: list[dict],
+    pool: list[dict] | None = None,
+    rivals: dict[str, dict] | None = None,
+    per_task: bool = False,
+) -> dict:
     """Among the systems that fit the budget and are not significantly worse than the best tuned system
     (over ``pool``, every candidate whether it fits or not: a budget limits what ships, not the quality
     bar), the fastest, where latencies within LATENCY_TIE of the fastest tie and the simpler system wins
-    the tie (no pre-pass), then the smaller peak memory. If none fitting is that good: the same rule
+    the tie (no pre-pass, then no importance matrix or type overrides), then the smaller peak
+    memory. If none fitting is that good: the same rule
     against the best that fits. With ``rivals`` (copy and the untuned model), systems that score above
     every rival on every task come first: that is what the product promises, so a faster system that
-    falls below one of them on a task ships only if none of the near-best systems clears them all."""
+    falls below one of them on a task ships only if none of the near-best systems clears them all. With
+    ``per_task``, a near-best system that another near-best one beats significantly on some task, while
+    losing significantly on none, is passed over: a tie on the mean does not hide a task it does worse."""
 
     def not_worse(c: dict, best: dict) -> bool:
         return c is best or (comparison(doc, c["id"], best["id"]) or {"mean": {"hi": -1}})["mean"]["hi"] >= 0
@@ -153,13 +175,22 @@ def _pick(doc: dict, fits: list[dict], pool: list[dict] | None = None, rivals: d
         near = [c for c in fits if not_worse(c, best)]
     if rivals and (clean := [c for c in near if not _below(c, rivals)]):
         near = clean
+    if per_task and (undominated := [c for c in near if not _outdone(doc, c, near)]):
+        near = undominated
 
     def p50(c: dict) -> float:
         return (c.get("edit_latency_ms") or {}).get("p50") or 0
 
     fastest = min(p50(c) for c in near)
     tied = [c for c in near if p50(c) <= fastest * (1 + LATENCY_TIE)]
-    return min(tied, key=lambda c: (bool(c.get("pre")), c.get("peak_rss_mb") or 0, p50(c)))
+    return min(tied, key=lambda c: (bool(c.get("pre")), _extras(c), c.get("peak_rss_mb") or 0, p50(c)))
+
+
+def _extras(c: dict) -> int:
+    """What a system needs beyond its plain export: an importance matrix (a calibration file that has to
+    ship with it), per-tensor type overrides. Among tied systems the plainer one wins."""
+    label = c.get("label", "")
+    return (" imatrix" in label) + (" (" in label and "=" in label)
 
 
 def _ci(c: dict) -> str:
@@ -197,7 +228,7 @@ def _device_verdict(
         )
         return entry
     rivals = {"copy": copy, **({"the untuned model": base} if base else {})}
-    ship = _pick(doc, fits, pool, rivals)
+    ship = _pick(doc, fits, pool, rivals, per_task=True)
     lat = ship.get("edit_latency_ms") or {}
     text = [
         f"Ship **{ship['label']}** on {device}: mean quality {_ci(ship)} (copy {_ci(copy)}"
@@ -211,6 +242,11 @@ def _device_verdict(
     if base:
         line, vs_base = against(doc, ship, base, "the untuned base model", tasks)
         text.append(line)
+    # the shipped artifact's own fp32 parent (a bench may hold the merged models of several runs)
+    merged = next(
+        (c for c in dev if c.get("kind") == "merged" and c.get("path") and c.get("path") == ship.get("parent")),
+        merged,
+    )
     if merged and ship is not merged:
         text.append(_quantization_line(doc, ship, merged, tasks))
     if harper:
@@ -221,6 +257,13 @@ def _device_verdict(
             f"Passed over: {fast['label']} (edit p50 {(fast.get('edit_latency_ms') or {}).get('p50') or 0:.0f} ms, "
             f"{_ci(fast)}, not significantly worse than the best): it scores below {who} on {t} "
             f"({mine:.1f} vs {theirs:.1f}), and the shipped model must beat copy and the untuned model on every task."
+        )
+    if (alt := _pick(doc, fits, pool, rivals)) is not ship and (why := _outdone(doc, alt, [ship])):
+        _, t, v = why
+        text.append(
+            f"Passed over: {alt['label']} (edit p50 {(alt.get('edit_latency_ms') or {}).get('p50') or 0:.0f} ms, "
+            f"{_ci(alt)}, as good on the mean): {ship['label']} does significantly better on {t} ({_delta(v)}) "
+            "and significantly worse on none."
         )
     for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
         if (plain := _plain_of(pre, dev)) is not None:
@@ -243,7 +286,7 @@ def _device_verdict(
         if (top := max(pool, key=lambda c: c["quality"]["mean"])) is not ship and not _fits(
             top, max_latency_ms, max_memory_mb, max_bits
         ):
-            free = _pick(doc, pool, pool, rivals)
+            free = _pick(doc, pool, pool, rivals, per_task=True)
             if free is not ship:
                 lat_free = (free.get("edit_latency_ms") or {}).get("p50") or 0
                 text.append(

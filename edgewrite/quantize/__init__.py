@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgewrite.artifacts import existing_matches, fingerprint, staged_dir, write_manifest
+from edgewrite.artifacts import existing_matches, fingerprint, sha256_file, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
 
 DEFAULT_FORMAT = "gguf"
@@ -82,11 +82,21 @@ def quantize(
     calibration: Path | None = None,
     device: str = "cpu",
     force: bool = False,
+    imatrix: bool | Path = False,
+    tensor_types: list[str] | None = None,
+    log=print,
 ) -> tuple[Path, dict[str, Any]]:
     if gguf_type is None:
         check_bits(fmt, bits)
     elif fmt != "gguf":
         raise EdgewriteError("--type names a llama.cpp quantization type; it only applies to --format gguf")
+    if (imatrix or tensor_types) and fmt != "gguf":
+        raise EdgewriteError("--imatrix and --tensor-type are llama.cpp quantizer settings; they need --format gguf")
+    overrides = []
+    if tensor_types:
+        from edgewrite.quantize.imatrix import parse_tensor_types
+
+        overrides = parse_tensor_types(tensor_types)
     if device == "cuda":
         import torch
 
@@ -104,6 +114,18 @@ def quantize(
 
         label = gguf_type or backend.type_for_bits(bits)
         settings: dict[str, Any] = {"type": label.upper()}
+        if isinstance(imatrix, Path):
+            from edgewrite.quantize.imatrix import load
+
+            load(imatrix)  # a file that is not an importance matrix is refused before anything is written
+            settings["imatrix_sha256"] = sha256_file(imatrix)
+            label += "-imat"
+        elif imatrix:
+            settings["imatrix_rows"] = samples
+            label += "-imat"
+        if overrides:
+            settings["tensor_types"] = [f"{p}={t}" for p, t in overrides]
+            label += "-tt"
     elif fmt == "gptq":
         from edgewrite.quantize import gptq as backend
 
@@ -122,9 +144,24 @@ def quantize(
     if existing_matches(out, fp, force):
         return out, json.loads((out / "manifest.json").read_text())
 
+    compute = imatrix is True
+    imatrix_rows = _calibration_rows(parent, calibration, samples, what="--imatrix") if compute else []
     with staged_dir(out) as tmp:
         if fmt == "gguf":
-            details = backend.export(model_dir, tmp, settings["type"])
+            matrix = tmp / "imatrix.npz" if imatrix else None
+            if compute:
+                from edgewrite.quantize import imatrix as imx
+
+                texts = calibration_texts(imatrix_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
+                values, tokens = imx.collect(model_dir, texts, tokenizer, log=log)
+                imx.save(values, matrix)
+                imatrix_info = {"file": matrix.name, "rows": len(texts), "tokens": tokens}
+            elif matrix:
+                shutil.copy2(imatrix, matrix)
+                imatrix_info = {"file": matrix.name, "from": str(imatrix), "sha256": settings["imatrix_sha256"]}
+            details = backend.export(model_dir, tmp, settings["type"], imatrix=matrix, overrides=overrides)
+            if matrix:
+                details["imatrix"] = imatrix_info
         elif fmt == "gptq":
             rows = _calibration_rows(parent, calibration, samples)
             details = backend.export(
@@ -167,7 +204,14 @@ def _check_readback(readback: dict, template: str, stop: str, stop_id: int, fmt:
         )
 
 
-def _calibration_rows(parent: dict, calibration: Path | None, samples: int) -> list[dict]:
+def calibration_texts(rows: list[dict], tokenizer: Any, style: str, stop: str) -> list[str]:
+    """Training rows as the model saw them in tuning: prompt, answer, end-of-turn."""
+    from edgewrite.tasks import build_prompt
+
+    return [build_prompt(tokenizer, r["instruction"], r["source"], style) + r["references"][0] + stop for r in rows]
+
+
+def _calibration_rows(parent: dict, calibration: Path | None, samples: int, what: str = "GPTQ") -> list[dict]:
     """A seeded sample of training rows (never dev rows) from the data the model was tuned on."""
     import random
 
@@ -175,7 +219,7 @@ def _calibration_rows(parent: dict, calibration: Path | None, samples: int) -> l
         data = (parent.get("data") or {}).get("path")
         if not data:
             raise EdgewriteError(
-                "GPTQ needs calibration text: this model has no data artifact in its manifest; "
+                f"{what} needs calibration text: this model has no data artifact in its manifest; "
                 "pass --calibration DIR (a folder written by `edgewrite data`)"
             )
         calibration = Path(data)

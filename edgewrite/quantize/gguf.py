@@ -114,7 +114,16 @@ def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
     return log
 
 
-def export(model_dir: Path, out: Path, gguf_type: str) -> dict[str, Any]:
+def export(
+    model_dir: Path,
+    out: Path,
+    gguf_type: str,
+    imatrix: Path | None = None,
+    overrides: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """HF folder -> F16 GGUF (llama.cpp's converter) -> ``gguf_type`` (llama.cpp's quantizer), optionally
+    with an importance matrix (an ``.npz`` from :mod:`edgewrite.quantize.imatrix`) and per-tensor type
+    overrides (``(regex, ggml type)``, like llama-quantize's ``--tensor-type``)."""
     gguf_type = gguf_type.upper()
     ftype = _ftype(gguf_type)
     conv = converter_dir()
@@ -138,15 +147,14 @@ def export(model_dir: Path, out: Path, gguf_type: str) -> dict[str, Any]:
         )
         log = ""
         if gguf_type != "F16":
-            code = (
-                "import ctypes, sys, llama_cpp\n"
-                "p = llama_cpp.llama_model_quantize_default_params()\n"
-                f"p.nthread = {os.cpu_count() or 2}; p.ftype = {ftype}\n"
-                "src, dst = (a.encode() for a in sys.argv[1:3])\n"
-                "sys.exit(llama_cpp.llama_model_quantize(src, dst, ctypes.byref(p)))\n"
-            )
-            log = _run([sys.executable, "-c", code, str(f16), str(target)], f"llama.cpp quantize to {gguf_type}")
+            cmd = [sys.executable, "-m", "edgewrite.quantize.llama_quantize", str(f16), str(target)]
+            cmd += [str(ftype), str(os.cpu_count() or 2)]
+            cmd += [str(imatrix)] if imatrix else []
+            cmd += [f"{pattern}={type_name}" for pattern, type_name in overrides or []]
+            log = _run(cmd, f"llama.cpp quantize to {gguf_type}")
     details: dict[str, Any] = {"gguf_file": target.name, "type": gguf_type, "converter": str(conv)}
+    if overrides:
+        details["tensor_type_overrides"] = [f"{p}={t}" for p, t in overrides]
     if m := _FALLBACK.search(log):
         details["fallback_tensors"] = int(m.group(1))
         details["total_quantized_tensors"] = int(m.group(2))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.errors import EdgewriteError
-from edgewrite.tasks import build_prompt
 
 
 def _import_gptqmodel() -> Any:
@@ -53,7 +52,9 @@ def export(
     device: str,
 ) -> dict[str, Any]:
     gptqmodel = _import_gptqmodel()
-    texts = [build_prompt(tokenizer, r["instruction"], r["source"], style) + r["references"][0] + stop for r in rows]
+    from edgewrite.quantize import calibration_texts
+
+    texts = calibration_texts(rows, tokenizer, style, stop)
     if not texts:
         raise EdgewriteError("no calibration rows")
     # GPT-QModel writes per-layer logs into ./logs of the working directory; they belong to the artifact.

@@ -257,3 +257,20 @@ def test_pre_on_puts_the_pre_pass_in_front_of_the_chosen_artifacts_only(tiny_art
     assert [e["pre"] for e in every] == [None, None, None, "harper", "harper"]
     assert [(e["path"], e["pre"]) for e in chosen if e["pre"]] == [(str(other), "harper")]
     assert len(chosen) == 4
+
+
+def test_two_runs_of_one_kind_get_told_apart_and_one_artifact_is_benched_once(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    """The quickstart model beside the CPU recipe's: the later gets its run folder's name in its label
+    (its cells and rows are files named by label); the same artifact listed twice is refused."""
+    from edgewrite.bench import _entries
+
+    first, second = tmp_path / "cpu" / "merged", tmp_path / "quickstart" / "merged"
+    for p in (first, second):
+        shutil.copytree(tiny_artifact, p)
+        write_manifest(p, "merged", fingerprint=p.parent.name, format="safetensors", stop_token="<|im_end|>")
+    entries, _, _ = _entries([str(first), str(second)], str(tiny_artifact), (), None)
+    assert [e["label"] for e in entries] == ["base fp32 (untuned)", "tuned fp32", "tuned fp32 (quickstart)"]
+    with pytest.raises(EdgewriteError, match="listed twice"):
+        _entries([str(first), str(first)], str(tiny_artifact), (), None)

@@ -123,3 +123,64 @@ def test_cuda_without_a_gpu(tiny_model_dir: Path) -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(EdgewriteError, match="no CUDA GPU"):
         quantize(str(tiny_model_dir), "onnx", 4, device="cuda")
+
+
+def test_gguf_imatrix_and_tensor_type_overrides_reach_llama_cpp(artifacts: dict, tiny_model_dir: Path) -> None:
+    """--imatrix collects llama-imatrix's statistic (mean squared input per column) from training rows and
+    llama.cpp rounds with it; --tensor-type PATTERN=TYPE puts the matching tensors in another type."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    data = artifacts["gptq-4bit"].parent / "data"
+    root = artifacts["gguf-q4"].parent
+    plain, _ = quantize(str(tiny_model_dir), "gguf", 4, out=root / "q40", gguf_type="Q4_0")
+    weighted, manifest = quantize(
+        str(tiny_model_dir),
+        "gguf",
+        4,
+        out=root / "q40-imat",
+        gguf_type="Q4_0",
+        imatrix=True,
+        tensor_types=["attn_v=Q8_0"],
+        calibration=data,
+        samples=16,
+        log=lambda _line: None,
+    )
+    details = manifest["details"]
+    assert details["imatrix"]["rows"] == 16 and details["imatrix"]["tokens"] > 16
+    assert details["tensor_type_overrides"] == ["attn_v=Q8_0"]
+    values = dict(np.load(weighted / "imatrix.npz"))
+    assert sorted(values) == sorted(
+        f"blk.{i}.{k}.weight"
+        for i in range(2)
+        for k in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    )
+    assert values["blk.0.attn_q.weight"].shape == (64,) and values["blk.1.ffn_down.weight"].shape == (128,)
+    assert all(np.isfinite(v).all() and (v > 0).all() for v in values.values())
+    # q, k and v read the same normalized input: one statistic
+    np.testing.assert_allclose(values["blk.1.attn_q.weight"], values["blk.1.attn_v.weight"])
+
+    def tensors(path: Path) -> dict:
+        reader = GGUFReader(str(next(path.glob("*.gguf"))))
+        return {t.name: (t.tensor_type.name, bytes(t.data)) for t in reader.tensors}
+
+    a, b = tensors(plain), tensors(weighted)
+    assert {n: t for n, (t, _) in b.items() if "attn_v" in n} == {
+        "blk.0.attn_v.weight": "Q8_0",
+        "blk.1.attn_v.weight": "Q8_0",
+    }
+    assert a["blk.0.attn_q.weight"][0] == b["blk.0.attn_q.weight"][0] == "Q4_0"
+    # the importance weights changed how llama.cpp rounded the same weights
+    assert a["blk.0.attn_q.weight"][1] != b["blk.0.attn_q.weight"][1]
+    assert a["blk.0.attn_v.weight"][0] == "Q4_0"
+    # the matrix travels with the artifact: quantizing again from that file gives the same bytes, no data needed
+    again, m2 = quantize(
+        str(tiny_model_dir),
+        "gguf",
+        4,
+        out=root / "q40-imat-file",
+        gguf_type="Q4_0",
+        imatrix=weighted / "imatrix.npz",
+        tensor_types=["attn_v=Q8_0"],
+    )
+    assert m2["details"]["imatrix"]["sha256"] and tensors(again) == b

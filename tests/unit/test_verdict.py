@@ -283,3 +283,47 @@ def test_a_faster_artifact_below_the_untuned_model_on_a_task_is_passed_over(othe
         assert "Passed over: tuned onnx" in text and "below the untuned model on paraphrase (34.0 vs 35.0)" in text
     else:  # no 4-bit system clears both rivals everywhere: the usual rule (the fastest)
         assert v["ship"] == "tuned onnx" and "Passed over" not in text
+
+
+@pytest.mark.parametrize("onnx_wins_a_task", [False, True])
+def test_a_faster_artifact_that_another_beats_on_a_task_is_passed_over(onnx_wins_a_task: bool) -> None:
+    """Equal on the mean is not equal everywhere: the fastest near-best system ships unless another
+    near-best one is significantly better on some task and significantly worse on none."""
+    onnx, q4 = {**ONNX, "bits": 4}, {**Q4, "bits": 4}
+    per_task = {"fluency": {"value": 1.5, "lo": 0.5, "hi": 2.5}}  # q4 - onnx
+    if onnx_wins_a_task:
+        per_task["grammar"] = {"value": -2.0, "lo": -3.0, "hi": -1.0}
+    doc = _doc(
+        [COPY, BASE, MERGED, q4, onnx],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, q4, onnx)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, q4, onnx)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_onnx", "tuned_fp32", -0.2),
+            _cmp("tuned_q4", "tuned_onnx", -0.3, tasks=per_task),
+        ],
+    )
+    (v,) = verdict(doc, None, None, max_bits=4)
+    text = "\n".join(v["text"])
+    if onnx_wins_a_task:  # each better somewhere: no one dominates, the faster ships
+        assert v["ship"] == "tuned onnx" and "Passed over" not in text
+    else:
+        assert v["ship"] == "tuned q4"
+        assert "Passed over: tuned onnx" in text and "significantly better on fluency (+1.5 [+0.5, +2.5])" in text
+
+
+def test_among_tied_artifacts_the_one_without_an_importance_matrix_ships() -> None:
+    plain = {**_cell("tuned_gguf_q4", "quantized", 41.5, 300, 400), "bits": 4}
+    weighted = {**_cell("tuned_gguf_q4_imatrix", "quantized", 41.6, 290, 390), "bits": 4}
+    doc = _doc(
+        [COPY, BASE, MERGED, plain, weighted],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, plain, weighted)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, plain, weighted)),
+            _cmp("tuned_gguf_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_gguf_q4_imatrix", "tuned_fp32", -0.4),
+            _cmp("tuned_gguf_q4_imatrix", "tuned_gguf_q4", 0.1),
+        ],
+    )
+    (v,) = verdict(doc, None, None, max_bits=4)
+    assert v["ship"] == "tuned gguf q4"  # faster and lighter by less than the tie margin: the plainer one

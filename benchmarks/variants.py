@@ -1,0 +1,89 @@
+"""Paired differences between chosen pairs of benched systems, from the bench's own bootstrap
+comparisons: what an importance matrix does to each 4-bit GGUF type, and what the quickstart recipe
+buys against the untuned model and against the CPU recipe.
+
+    python benchmarks/variants.py [benchmarks/results/bench]
+
+Writes benchmarks/results/variants.{json,md} (README: <!-- results:variants -->).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAIRS = [
+    ("tuned gguf Q4_0 imatrix", "tuned gguf Q4_0", "importance matrix, Q4_0"),
+    ("tuned gguf Q4_K_M imatrix", "tuned gguf Q4_K_M", "importance matrix, Q4_K_M"),
+    ("tuned gguf IQ4_NL imatrix", "tuned gguf IQ4_NL", "importance matrix, IQ4_NL"),
+    ("tuned gguf IQ4_NL imatrix", "tuned gguf Q4_K_M", "IQ4_NL with it vs the shipped Q4_K_M"),
+    ("tuned fp32 (quickstart)", "base fp32 (untuned)", "quickstart recipe (fp32) vs untuned"),
+    ("tuned gguf Q4_K_M (quickstart)", "tuned fp32 (quickstart)", "quickstart: Q4_K_M vs its fp32"),
+    ("tuned fp32", "tuned fp32 (quickstart)", "CPU recipe vs quickstart recipe (fp32)"),
+    ("tuned gguf Q4_K_M", "tuned fp32", "CPU recipe: Q4_K_M vs its fp32"),
+]
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main() -> None:
+    from edgewrite.report import comparison
+    from edgewrite.tasks import TASK_NAMES
+
+    bench_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / "results" / "bench"
+    if not (bench_dir / "bench.json").is_file():
+        _fail(f"{bench_dir} has no bench.json; run `edgewrite bench` (benchmarks/cpu_bench.sh) first")
+    doc = json.loads((bench_dir / "bench.json").read_text())
+    ids = {c["label"]: c for c in doc["cells"] if c.get("device") in ("cpu", "-")}
+    rows = []
+    for a, b, what in PAIRS:
+        if a not in ids or b not in ids:
+            continue
+        cmp = comparison(doc, ids[a]["id"], ids[b]["id"])
+        if cmp:
+            p50 = [(ids[x].get("edit_latency_ms") or {}).get("p50") for x in (a, b)]
+            rows.append({"what": what, "a": a, "b": b, "mean": cmp["mean"], "tasks": cmp["tasks"], "p50_ms": p50})
+    if not rows:
+        _fail(f"{bench_dir} holds none of the pairs this script compares")
+
+    def d(v: dict) -> str:
+        star = "*" if v["lo"] > 0 or v["hi"] < 0 else ""
+        return f"{v['value']:+.1f} [{v['lo']:+.1f}, {v['hi']:+.1f}]{star}"
+
+    lines = [
+        "# Paired differences (a - b) on every dev row, from the bench's bootstrap",
+        "",
+        f"From `{bench_dir.relative_to(ROOT) if bench_dir.is_relative_to(ROOT) else bench_dir}/bench.json` "
+        f"({doc['conditions'].get('cpu')}, {doc['conditions'].get('threads')} threads); "
+        "`python benchmarks/variants.py`. * = the 95 % interval excludes 0.",
+        "",
+        "| comparison | a | b | edit p50 ms a / b | mean | " + " | ".join(TASK_NAMES) + " |",
+        "|---|---|---|---|---|" + "---|" * len(TASK_NAMES),
+    ]
+    for r in rows:
+        lat = " / ".join("–" if v is None else f"{v:.0f}" for v in r["p50_ms"])
+        lines.append(
+            f"| {r['what']} | {r['a']} | {r['b']} | {lat} | {d(r['mean'])} | "
+            + " | ".join(d(r["tasks"][t]) if t in r["tasks"] else "–" for t in TASK_NAMES)
+            + " |"
+        )
+    out = ROOT / "benchmarks" / "results"
+    for name, text in (
+        ("variants.json", json.dumps({"bench": str(bench_dir), "rows": rows}, indent=1) + "\n"),
+        ("variants.md", "\n".join(lines) + "\n"),
+    ):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
