@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _outputs(rows_file: Path, sets: list) -> dict[str, list[str]]:
     stored = {}
     for line in rows_file.read_text(encoding="utf-8").splitlines():
@@ -62,7 +68,15 @@ def main() -> None:
     merged_cell = next(c for c in bench["cells"] if c["label"] == shipped["dev"]["merged"]["label"])
     exclude, fraction = training_keys(read_manifest(dirs["merge"]))
     cond = bench["conditions"]
-    sets = gather(ROOT / cond["data_dir"], None, cond["split"], cond["limit_per_set"], exclude, fraction)
+    sets = gather(
+        ROOT / cond["data_dir"],
+        None,
+        cond["split"],
+        cond["limit_per_set"],
+        exclude,
+        fraction,
+        headline_only=cond.get("headline_only", False),
+    )
     editor, _ = load_editor(dirs["merge"], batch_size=16)
     outputs, _, _ = run_eval(editor, sets, batch_size=16)
     ours = headline_scorers(sets, outputs)
@@ -83,7 +97,7 @@ def main() -> None:
         "reproduced": reproduced,
     }
     out = ROOT / "benchmarks" / "results"
-    (out / "reproduce_writing.json").write_text(json.dumps(result, indent=2) + "\n")
+    _write(out / "reproduce_writing.json", json.dumps(result, indent=2) + "\n")
     md = [
         f"# Rebuilding the shipped model from {shipped['recipe']['path']} ({result['conditions']['cpu']})",
         "",
@@ -99,7 +113,7 @@ def main() -> None:
         f"Reproduced within the intervals: **{'yes' if reproduced else 'no'}**.",
         "",
     ]
-    (out / "reproduce_writing.md").write_text("\n".join(md))
+    _write(out / "reproduce_writing.md", "\n".join(md))
     print("\n".join(md))
 
 

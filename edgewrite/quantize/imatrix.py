@@ -108,7 +108,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             values = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise EdgewriteError(
             f"{path} is not an importance matrix (.npz from `edgewrite quantize --imatrix`): {e}"
         ) from e
