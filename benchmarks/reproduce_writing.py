@@ -23,12 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _outputs(rows_file: Path, sets: list) -> dict[str, list[str]]:
     stored = {}
     for line in rows_file.read_text(encoding="utf-8").splitlines():
@@ -42,7 +36,7 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
-    from edgewrite.artifacts import git_commit, read_manifest, tool_versions
+    from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic
     from edgewrite.bench import _cpu_name, cell_id
     from edgewrite.bootstrap import paired
     from edgewrite.edit import load_editor
@@ -97,7 +91,7 @@ def main() -> None:
         "reproduced": reproduced,
     }
     out = ROOT / "benchmarks" / "results"
-    _write(out / "reproduce_writing.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out / "reproduce_writing.json", json.dumps(result, indent=2) + "\n")
     md = [
         f"# Rebuilding the shipped model from {shipped['recipe']['path']} ({result['conditions']['cpu']})",
         "",
@@ -113,7 +107,7 @@ def main() -> None:
         f"Reproduced within the intervals: **{'yes' if reproduced else 'no'}**.",
         "",
     ]
-    _write(out / "reproduce_writing.md", "\n".join(md))
+    write_text_atomic(out / "reproduce_writing.md", "\n".join(md))
     print("\n".join(md))
 
 

@@ -206,3 +206,10 @@ def staged_dir(final: Path, keep_partial: bool = False, main: bool = True, resum
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a results file whole or not at all: a temporary name beside it, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -32,7 +32,11 @@ from typing import Any
 from edgewrite.errors import EdgewriteError
 from edgewrite.runtimes import Generation
 
-DRAFT_TOKENS = 10  # copied per verification step (0 turns copy-speculation off)
+# Draft tokens copied per verification pass (0 turns copy-speculation off). On 2 CPU threads a pass costs
+# a fixed ~5-9 ms (the weights streamed once) plus ~2.4 ms per token it evaluates, so a rejected draft
+# token costs nearly a third of the pass it could save: 6 beat 4 and 10 side by side on dev edits
+# (benchmarks/results/decode_limits.md).
+DRAFT_TOKENS = 6
 # Sequences decoded together. They share one unified KV cache of n_ctx cells (admission is by free
 # cells), so more slots cost no memory; 16 measured best for one-sentence edits on 2 cores
 # (benchmarks/results/assist_serve.md).
@@ -138,6 +142,7 @@ class LlamaCppRuntime:
         self.lock = threading.Lock()  # one context: requests take turns (batches are decoded together)
         self._cached: list[int] = []  # sequence 0's tokens in the KV cache
         self.prefix_cache = True  # reuse the cached common prefix of the previous request
+        self.draft_opening = True  # the prompt's pass already verifies a draft of the answer's first tokens
 
     # ------------------------------------------------------------------ low level
     def tokenize(self, text: str) -> list[int]:
@@ -184,7 +189,12 @@ class LlamaCppRuntime:
     # ------------------------------------------------------------------ one request
     def _steps(self, prompt: list[int], limit: int, source: list[int] | None) -> Iterator[tuple[list[int], float]]:
         """Yield (new tokens, time) as they are accepted; return the finish reason. Sequence 0, with the
-        cached prefix reused and copy-speculation when a source text is known."""
+        cached prefix reused and copy-speculation when a source text is known.
+
+        Each pass evaluates the tokens not yet in the cache (the prompt's own tail first, then the last
+        chosen token) plus draft tokens copied from the source, and keeps the drafts that greedy decoding
+        would have chosen. The first pass already carries a draft (the source's opening tokens, a guess
+        at the answer's first tokens), so an edit that starts as its input did saves a whole pass."""
         t0 = time.perf_counter()
         common = 0
         if not self.prefix_cache:
@@ -195,43 +205,41 @@ class LlamaCppRuntime:
             common += 1
         common = min(common, len(prompt) - 1)  # the last prompt token is evaluated again for its logits
         self._forget(0, common)
-        rows = self._decode([(t, common + i, 0, common + i == len(prompt) - 1) for i, t in enumerate(prompt[common:])])
-        self._cached = list(prompt)
-        cur = self._argmax(rows[len(prompt) - common - 1])
-        pos, emitted = len(prompt), 0
+        self._cached = list(prompt[:common])
         drafter = CopyDrafter(source or []) if self.draft_tokens and source else None
         out: list[int] = []
+        pending, pos = list(prompt[common:]), common  # tokens to put in the cache, from position pos
         while True:
-            if cur in self.stop_ids:
-                return "stop"
-            out.append(cur)
-            emitted += 1
-            yield [cur], time.perf_counter() - t0
-            if emitted >= limit or pos + 1 >= self.n_ctx:
-                return "length"
-            draft = drafter.propose(out, min(self.draft_tokens, limit - emitted)) if drafter else []
-            rows = self._decode([(cur, pos, 0, True)] + [(d, pos + 1 + i, 0, True) for i, d in enumerate(draft)])
-            preds = [self._argmax(rows[i]) for i in range(len(draft) + 1)]
+            n = len(pending)
+            room = min(self.draft_tokens, limit - len(out), self.n_ctx - (pos + n) - 1)
+            if not out and not self.draft_opening:
+                room = 0
+            draft = drafter.propose(out, room) if drafter and room > 0 else []
+            items = [(t, pos + i, 0, i == n - 1) for i, t in enumerate(pending)]
+            items += [(d, pos + n + i, 0, True) for i, d in enumerate(draft)]
+            rows = self._decode(items)
+            preds = [self._argmax(rows[n - 1 + i]) for i in range(len(draft) + 1)]
+            self._cached += pending
+            pos += n
             accepted = 0
             while accepted < len(draft) and preds[accepted] == draft[accepted]:
                 accepted += 1
-            self._cached.append(cur)
-            pos += 1
-            for tok in draft[:accepted]:  # verified: exactly what plain greedy decoding would emit
+            # preds[:accepted] are verified drafts (already in the cache); preds[accepted] is the next
+            # token, not yet in it: exactly what plain greedy decoding emits, in order
+            for j, tok in enumerate(preds[: accepted + 1]):
                 if tok in self.stop_ids:
                     self._forget(0, pos)
-                    self._cached = self._cached[:pos]
                     return "stop"
                 out.append(tok)
-                self._cached.append(tok)
-                pos += 1
-                emitted += 1
+                if j < accepted:
+                    self._cached.append(tok)
+                    pos += 1
                 yield [tok], time.perf_counter() - t0
-                if emitted >= limit:
+                if len(out) >= limit or (j == accepted and pos + 1 >= self.n_ctx):
                     self._forget(0, pos)
                     return "length"
             self._forget(0, pos)  # drop the rejected drafts' cache entries
-            cur = preds[accepted]
+            pending = [preds[accepted]]
 
     def _one(self, prompt: str, limit: int, source: str | None) -> Generation:
         tokens = self.tokenize(prompt)

@@ -79,6 +79,7 @@ def test_copy_speculation_gives_greedy_decoding_s_output(default_gguf: Path) -> 
     where greedy decoding itself sits on a near-tie: llama.cpp evaluates a batch of k+1 tokens with other
     kernels than k single tokens, which can flip an argmax whose top-2 margin is within rounding."""
     from edgewrite.runtimes import load_runtime
+    from edgewrite.runtimes.llamacpp import DRAFT_TOKENS
 
     rt, manifest = load_runtime(default_gguf, threads=2)
     same = 0
@@ -88,7 +89,7 @@ def test_copy_speculation_gives_greedy_decoding_s_output(default_gguf: Path) -> 
         limit = min(48, len(rt.tokenize(src)) + 8)
         rt.draft_tokens = 0
         (plain,) = rt.generate([prompt], limit)
-        rt.draft_tokens = 10
+        rt.draft_tokens = DRAFT_TOKENS  # with the opening draft in the prompt's pass (the default)
         (spec,) = rt.generate([prompt], limit, sources=[src])
         if spec.text == plain.text:
             same += 1
