@@ -26,6 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 from edgewrite.artifacts import read_manifest, write_manifest  # noqa: E402
 
 TARGET = ROOT / "edgewrite" / "shipped" / "writing"
@@ -56,6 +63,12 @@ def main() -> None:
     ap.add_argument(
         "--serve", default="gguf:4", help="format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type), onnx:4"
     )
+    ap.add_argument(
+        "--imatrix",
+        action="store_true",
+        help="gguf: the served export was rounded with an importance matrix (the run's gguf-TYPE-imat folder); "
+        "its imatrix.npz ships with the adapter so that the user's export rounds the same way",
+    )
     a = ap.parse_args()
     run = Path(a.run)
     adapter = read_manifest(run / "adapter", kinds=("adapter",))
@@ -68,18 +81,25 @@ def main() -> None:
         fmt == "onnx" and gguf_type is None and bits == 4
     )
     if not known or bits is None:
-        sys.exit(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
+        _fail(f"--serve {a.serve}: give gguf:BITS, gguf:TYPE (a llama.cpp type such as Q4_0) or onnx:4")
+    if a.imatrix and fmt != "gguf":
+        _fail("--imatrix applies to a gguf serving format")
     served = f"gguf-{(gguf_type or TYPE_FOR_BITS[bits]).lower()}" if fmt == "gguf" else "onnx-int4"
+    served += "-imat" if a.imatrix else ""
+    if a.imatrix and not (run / served / "imatrix.npz").is_file():
+        _fail(f"{run / served} has no imatrix.npz; make it with `edgewrite quantize {run / 'merged'} --imatrix`")
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:
-        sys.exit(f"{a.bench} has no cells for {run / 'merged'} and {run / served}; bench them first")
+        _fail(f"{a.bench} has no cells for {run / 'merged'} and {run / served}; bench them first")
     staging = TARGET.with_name("writing.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     weights = load_file(run / "adapter" / "adapter_model.safetensors")
     save_file({k: v.to(torch.float16).contiguous() for k, v in weights.items()}, staging / "adapter_model.safetensors")
     shutil.copy2(run / "adapter" / "adapter_config.json", staging / "adapter_config.json")
+    if a.imatrix:
+        shutil.copy2(run / served / "imatrix.npz", staging / "imatrix.npz")
     train_log = json.loads((run / "adapter" / "train_log.json").read_text())
     recipe_text = Path(a.recipe).read_text()
     write_manifest(
@@ -97,7 +117,12 @@ def main() -> None:
         stats=adapter["stats"],
         selection=train_log.get("selection"),
         dev=dev,
-        serve={"format": fmt, "bits": bits, **({"type": gguf_type} if gguf_type else {})},
+        serve={
+            "format": fmt,
+            "bits": bits,
+            **({"type": gguf_type} if gguf_type else {}),
+            **({"imatrix": "imatrix.npz"} if a.imatrix else {}),
+        },
         bench={"path": a.bench, "created": bench["created"], "command": bench.get("command")},
     )
     shutil.rmtree(TARGET, ignore_errors=True)

@@ -213,8 +213,13 @@ def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = No
     merged = resolve_model(WRITING).path
     if log:
         kind = serve.get("type") or f"{serve['bits']}-bit"
+        kind += " with its importance matrix" if serve.get("imatrix") else ""
         log(f"using the shipped '{WRITING}' model ({serve['format']} {kind}; made once, then cached)")
-    path, _ = quantize(str(merged), serve["format"], serve["bits"], gguf_type=serve.get("type"), force=True)
+    # an importance matrix that shipped with the adapter rounds the user's export the way the benched one was
+    matrix = shipped_adapter(WRITING) / serve["imatrix"] if serve.get("imatrix") else False
+    path, _ = quantize(
+        str(merged), serve["format"], serve["bits"], gguf_type=serve.get("type"), imatrix=matrix, force=True
+    )
     return path
 
 

@@ -23,6 +23,10 @@ def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
         ci = manifest["dev"][which]["mean_ci"]
         assert ci["lo"] <= ci["value"] <= ci["hi"] and len(manifest["dev"][which]["headline_ci"]) == 7
     assert manifest["serve"]["format"] in ("gguf", "onnx") and manifest["serve"]["bits"] == 4
+    if name := manifest["serve"].get("imatrix"):  # the importance matrix the served export was rounded with
+        from edgewrite.quantize.imatrix import load
+
+        assert name in manifest["files"] and len(load(folder / name)) == 7 * 30  # 7 matrices in each of 30 blocks
 
 
 def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> None:
