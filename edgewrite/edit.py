@@ -208,16 +208,18 @@ def load_editor(
     threads: int | None = None,
     batch_size: int = 8,
     pre: str | None = None,
+    n_ctx: int | None = None,
 ) -> tuple[Any, dict]:
     """The editor for an artifact folder or a system name (copy, harper), optionally behind a pre-pass,
-    and the artifact's manifest ({"kind": "system"} for a system)."""
+    and the artifact's manifest ({"kind": "system"} for a system). ``n_ctx``: the llama.cpp runtime's
+    KV-cache cells (default 2,048)."""
     check_pre(pre)
     if str(artifact) in SYSTEMS and not Path(artifact).exists():
         editor, manifest = load_system(str(artifact)), {"kind": "system", "name": str(artifact)}
     else:
         from edgewrite.runtimes import load_runtime
 
-        runtime, manifest = load_runtime(artifact, device=device, threads=threads, batch_size=batch_size)
+        runtime, manifest = load_runtime(artifact, device=device, threads=threads, batch_size=batch_size, n_ctx=n_ctx)
         editor = ModelEditor(runtime, manifest.get("prompt_style", "chat"))
     if pre:
         editor = PrePassEditor(load_system(pre), editor)

@@ -46,9 +46,10 @@ class Runtime(Protocol):
 
 
 def load_runtime(
-    artifact: Path | str, device: str = "cpu", threads: int | None = None, batch_size: int = 8
+    artifact: Path | str, device: str = "cpu", threads: int | None = None, batch_size: int = 8, n_ctx: int | None = None
 ) -> tuple[Runtime, dict]:
-    """The runtime for an artifact (chosen from its manifest) and the manifest itself."""
+    """The runtime for an artifact (chosen from its manifest) and the manifest itself. ``n_ctx``: KV-cache
+    cells of the llama.cpp runtime (its default when None; the others size their caches per request)."""
     from edgewrite.artifacts import read_manifest
 
     path = Path(artifact)
@@ -66,8 +67,9 @@ def load_runtime(
         from edgewrite.runtimes.llamacpp import LlamaCppRuntime
 
         details = manifest["details"]
+        extra = {"n_ctx": n_ctx} if n_ctx else {}
         return LlamaCppRuntime(
-            path, details["gguf_file"], manifest["stop_token"], device=device, threads=threads
+            path, details["gguf_file"], manifest["stop_token"], device=device, threads=threads, **extra
         ), manifest
     if fmt == "gptq":
         from edgewrite.runtimes.gptq import GPTQRuntime
