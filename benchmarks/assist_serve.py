@@ -12,7 +12,7 @@
    sequences decoding together), and the evaluations the N requests need (their prompts beyond the
    shared prefix, and the tokens they generated): no server can finish them all sooner.
 
-    python benchmarks/assist_serve.py runs/writing-smollm2-135m-cpu/gguf-q4_k_m
+    python benchmarks/assist_serve.py runs/writing-smollm2-135m-cpu/gguf-iq4_nl-imat
 
 Writes benchmarks/results/assist_serve.{json,md}.
 """

@@ -20,10 +20,11 @@ PAIRS = [
     ("tuned gguf Q4_0 imatrix", "tuned gguf Q4_0", "importance matrix, Q4_0"),
     ("tuned gguf Q4_K_M imatrix", "tuned gguf Q4_K_M", "importance matrix, Q4_K_M"),
     ("tuned gguf IQ4_NL imatrix", "tuned gguf IQ4_NL", "importance matrix, IQ4_NL"),
-    ("tuned gguf IQ4_NL imatrix", "tuned gguf Q4_K_M", "IQ4_NL with it vs the shipped Q4_K_M"),
+    ("tuned gguf IQ4_NL imatrix", "tuned gguf Q4_K_M", "IQ4_NL with it (shipped) vs Q4_K_M"),
     ("tuned fp32 (quickstart)", "base fp32 (untuned)", "quickstart recipe (fp32) vs untuned"),
     ("tuned gguf Q4_K_M (quickstart)", "tuned fp32 (quickstart)", "quickstart: Q4_K_M vs its fp32"),
     ("tuned fp32", "tuned fp32 (quickstart)", "CPU recipe vs quickstart recipe (fp32)"),
+    ("tuned gguf IQ4_NL imatrix", "tuned fp32", "CPU recipe: IQ4_NL imatrix (shipped) vs its fp32"),
     ("tuned gguf Q4_K_M", "tuned fp32", "CPU recipe: Q4_K_M vs its fp32"),
 ]
 

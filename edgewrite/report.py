@@ -267,7 +267,7 @@ def _device_verdict(
         )
     for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
         if (plain := _plain_of(pre, dev)) is not None:
-            text.append(_pre_pass_line(doc, pre, plain, tasks))
+            text.append(_pre_pass_line(doc, pre, plain, tasks, _fits(pre, max_latency_ms, max_memory_mb, max_bits)))
     text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
     if max_latency_ms is not None or max_memory_mb is not None or max_bits is not None:
         text.append(
@@ -327,12 +327,17 @@ def _pre_pass_earns(doc: dict, pre: dict, dev: list[dict], tasks: list[str]) -> 
     return any(signs.get(t) == 1 for t in tasks) and not any(signs.get(t) == -1 for t in tasks)
 
 
-def _pre_pass_line(doc: dict, pre: dict, plain: dict, tasks: list[str]) -> str:
-    """The pre-pass decision: on by default only if it helps some task and hurts none beyond its interval."""
+def _pre_pass_line(doc: dict, pre: dict, plain: dict, tasks: list[str], fits: bool = True) -> str:
+    """The pre-pass decision: on by default only if it helps some task and hurts none beyond its interval
+    (and the system with it fits the report's budget)."""
     line, signs = against(doc, pre, plain, f"{plain['label']} alone", tasks)
     helps = [t for t in tasks if signs.get(t) == 1]
     hurts = [t for t in tasks if signs.get(t) == -1]
-    if helps and not hurts:
+    if helps and not hurts and not fits:
+        p50 = (pre.get("edit_latency_ms") or {}).get("p50") or 0
+        decision = f"off by default (it hurts no task, but with it an edit takes {p50:.0f} ms, over the budget);"
+        decision += f" `--pre {pre['pre']}` for {', '.join(helps)} work"
+    elif helps and not hurts:
         decision = "worth making the default"
     elif helps:
         decision = f"off by default (it hurts {', '.join(hurts)}); `--pre {pre['pre']}` for {', '.join(helps)} work"

@@ -38,7 +38,7 @@ def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> N
     editor, _ = load_editor(info.path, batch_size=1)
     (edit,) = editor.edit("grammar", ["She go to school every days."])
     # The fp32 merge fixes at least one of the two errors (measured: "every day", keeping "go": a near-tie
-    # that the 4-bit serving export resolves to "goes", asserted in the assist test below).
+    # that Q4_K_M resolves to "goes" and the shipped IQ4_NL export, like the fp32 merge, does not).
     fixed = ("She goes " in edit.output) + (" every day." in edit.output)
     assert edit.output != "She go to school every days." and fixed >= 1, edit.output
 
@@ -79,4 +79,8 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "goes" in done.stdout and "shipped 'writing' model" in done.stderr
+    # the serving export (IQ4_NL with the shipped importance matrix) fixes "every days"; "She go" is a
+    # near-tie it keeps, as the fp32 merge does (README: what ships, and why)
+    out = done.stdout.strip()
+    assert out != "She go to school every days." and out.endswith(" every day.") and out.startswith("She ")
+    assert "shipped 'writing' model" in done.stderr and "IQ4_NL with its importance matrix" in done.stderr

@@ -206,6 +206,27 @@ def test_the_pre_pass_decision_is_stated_from_its_paired_intervals(tasks: dict, 
     assert line.endswith(f"Decision: {decision}.")
 
 
+def test_a_pre_pass_that_only_helps_stays_off_when_it_breaks_the_latency_budget() -> None:
+    pre = {**_cell("tuned_q4_pre", "quantized", 41.4, 600, 560), "pre": "harper", "artifact": "tuned_q4"}
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4, pre],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, pre)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, pre)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_q4_pre", "tuned_fp32", -0.6),
+            _cmp("tuned_q4_pre", "tuned_q4", -0.1, tasks={"fluency": _HELPS}),
+        ],
+    )
+    p50 = Q4["edit_latency_ms"]["p50"]
+    (v,) = verdict(doc, p50 + 1, None)
+    assert v["ship"] == "tuned q4"
+    (line,) = [x for x in v["text"] if x.startswith("Pre-pass harper")]
+    assert line.endswith("over the budget); `--pre harper` for fluency work.")
+    (line,) = [x for x in verdict(doc, None, None)[0]["text"] if x.startswith("Pre-pass harper")]
+    assert line.endswith("Decision: worth making the default.")
+
+
 def test_a_pre_pass_that_hurts_a_task_never_ships_on_a_faster_latency_sample() -> None:
     """The pre-pass only adds work: a lower p50 than its plain artifact is sampling noise, and a pre-pass
     the decision turns off (it hurts simplification) cannot ship; one that only helps can."""
