@@ -4,7 +4,8 @@
 # against copy, the untuned base model and Harper (alone, and as a pre-pass before the GGUF model),
 # then rendered into report.html / report.md with the verdict.
 #   edgewrite run recipes/writing-smollm2-135m-cpu.yaml && LIMIT= bash benchmarks/cpu_bench.sh
-# The report asks for a 4-bit artifact (--max-bits 4): the product ships at 4 bits.
+# The report asks for what the product promises (--max-bits 4 --max-latency-ms 150): 4 bits, and a
+# one-sentence edit in at most 150 ms on 2 threads.
 # LIMIT: seeded rows per headline set (default 100; LIMIT= for every dev row, ~3x longer).
 # Q40=0 leaves the plain Q4_0 GGUF out (4.5 bits for every tensor; llama.cpp repacks it for faster CPU
 # kernels, while "Q4_K_M" falls back to Q5_0/Q8_0 on SmolLM2's 576-wide rows).

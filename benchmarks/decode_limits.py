@@ -78,15 +78,11 @@ MODES = {
 }
 
 
-def set_mode(runtime, mode: str, defaults: dict) -> bool:  # noqa: ANN001
-    """Apply a mode's settings; False where the runtime has no such switch (ONNX does not speculate)."""
-    settings = {**defaults, **MODES[mode]}
-    if mode == "before" and not hasattr(runtime, "draft_tokens"):
-        return False
-    for name, value in settings.items():
+def set_mode(runtime, mode: str, defaults: dict) -> None:  # noqa: ANN001
+    """Apply a mode's settings (a switch the runtime lacks is skipped: ONNX does not speculate)."""
+    for name, value in {**defaults, **MODES[mode]}.items():
         if hasattr(runtime, name):
             setattr(runtime, name, value)
-    return True
 
 
 def edit_latency(runtime, manifest: dict, rows: list[tuple[str, str]], modes: list[str]) -> dict[str, tuple]:  # noqa: ANN001

@@ -32,6 +32,12 @@ from edgewrite.artifacts import git_commit, tool_versions, write_text_atomic  # 
 from edgewrite.bench import LATENCY_ROWS, _cpu_name, _latency_rows, _pct  # noqa: E402
 
 
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def child(artifact: str, rows: int) -> None:
     """In the build's process: load, warm up, edit the bench's latency rows one at a time."""
     import llama_cpp
@@ -61,15 +67,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results")
     a = ap.parse_args()
+    if a.rows < 1 or a.rounds < 1:
+        _fail("--rows and --rounds must be at least 1")
     builds = {}
     for spec in a.build:
         name, _, where = spec.partition("=")
         if not name or not where or not (where == "installed" or (Path(where) / "llama_cpp").is_dir()):
-            raise SystemExit(f"error: --build {spec!r}: want NAME=DIR with DIR/llama_cpp (or NAME=installed)")
+            _fail(f"--build {spec!r}: want NAME=DIR with DIR/llama_cpp (or NAME=installed)")
         builds[name] = where
     for artifact in a.artifacts:
         if not (Path(artifact) / "manifest.json").is_file():
-            raise SystemExit(f"error: {artifact} is not an edgewrite artifact (no manifest.json)")
+            _fail(f"{artifact} is not an edgewrite artifact (no manifest.json)")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     names = list(builds)
@@ -83,7 +91,9 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--child", art, "--rows", str(a.rows)]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
-                    raise SystemExit(f"error: build {name} on {art} failed:\n{proc.stderr[-2000:]}")
+                    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                    print(f"error: build {name} on {art} failed: {last}", file=sys.stderr)
+                    raise SystemExit(1)
                 res = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs[art][name].append(res)
                 print(f"round {rnd + 1} {art} {name}: p50 {_pct(res['latencies'], 0.5):.0f} ms", flush=True)

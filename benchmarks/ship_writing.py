@@ -8,7 +8,7 @@ recorded with them). `edgewrite models` lists it; assist, serve and generate use
 (merged and exported once, on first use).
 
     python benchmarks/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
-        --bench benchmarks/results/bench --serve gguf:4
+        --bench benchmarks/results/bench --serve gguf:IQ4_NL --imatrix   # what made the shipped one
 
 Re-running the recipe from a fresh clone rebuilds the same adapter (benchmarks/reproduce_writing.py
 checks the dev scores of a rebuild against these intervals).

@@ -152,8 +152,9 @@ def edit_texts(
     edits: dict[int, Any] | None = None,
     done: Callable[[int, str], None] | None = None,
 ) -> list[str]:
-    """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty keeps its
-    original text; units without a letter are not sent. ``edits``, if given, receives each sent unit's
+    """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty, or cut
+    off (finish "length": the token budget or the context ran out mid-answer), keeps its original text;
+    units without a letter are not sent. ``edits``, if given, receives each sent unit's
     Edit (with its timings) by index; ``done(i, text)`` hears of each sent unit as soon as it is edited."""
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
@@ -164,7 +165,7 @@ def edit_texts(
             if edits is not None:
                 edits[i] = e
             edited = _keep_unterminated(texts[i], e.output)
-            if edited:
+            if edited and e.finish != "length":
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
                 tail = texts[i][len(texts[i].rstrip()) :]
                 out[i] = lead + edited + tail

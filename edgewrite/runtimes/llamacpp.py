@@ -34,8 +34,9 @@ from edgewrite.runtimes import Generation
 
 # Draft tokens copied per verification pass (0 turns copy-speculation off). On 2 CPU threads a pass costs
 # a fixed ~5-9 ms (the weights streamed once) plus ~2.4 ms per token it evaluates, so a rejected draft
-# token costs nearly a third of the pass it could save: 6 beat 4 and 10 side by side on dev edits
-# (benchmarks/results/decode_limits.md).
+# token costs nearly a third of the pass it could save. In a development A/B on the bench's latency rows
+# (Q4_K_M, modes interleaved) 4 and 6 measured alike and 10 was slower; benchmarks/decode_limits.py keeps
+# the side-by-side of this setting against the previous one (10, no draft in the prompt's pass).
 DRAFT_TOKENS = 6
 # Sequences decoded together. They share one unified KV cache of n_ctx cells (admission is by free
 # cells), so more slots cost no memory; 16 measured best for one-sentence edits on 2 cores

@@ -1,4 +1,5 @@
-from edgewrite.assist import segment, split_sentences, word_diff
+from edgewrite.assist import edit_texts, segment, split_sentences, word_diff
+from edgewrite.edit import Edit
 
 DOC = """# A title with a error
 
@@ -66,3 +67,31 @@ def test_fragments_do_not_gain_a_period() -> None:
     assert _keep_unterminated("a item here", "an item here.") == "an item here"
     assert _keep_unterminated("She go home.", "She goes home.") == "She goes home."
     assert _keep_unterminated("Wait", "Wait...") == "Wait..."
+
+
+class _Answers:
+    """An editor whose answers are given: the bookkeeping of edit_texts, not a model, is under test."""
+
+    name, batches = "answers", False
+
+    def __init__(self, answers: dict[str, Edit]) -> None:
+        self.answers = answers
+
+    def edit(self, task: str, texts: list[str], done=None) -> list[Edit]:  # noqa: ANN001
+        edits = [self.answers[t] for t in texts]
+        for i, e in enumerate(edits):
+            if done is not None:
+                done(i, e)
+        return edits
+
+
+def test_an_answer_cut_off_or_empty_keeps_the_original() -> None:
+    editor = _Answers(
+        {
+            "She go home.": Edit("She goes home.", "She goes home."),
+            "A long paragraph.": Edit("A long para", "A long para", finish="length"),  # ran out of cells
+            "Nothing back.": Edit("", ""),
+        }
+    )
+    texts = ["She go home.", " A long paragraph. ", "Nothing back.", "12345"]
+    assert edit_texts(editor, texts, "grammar") == ["She goes home.", " A long paragraph. ", "Nothing back.", "12345"]
