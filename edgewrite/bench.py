@@ -314,7 +314,13 @@ def _copy_cell(sets: list) -> dict[str, Any]:
 
 def _run_or_reuse(entry: dict, device: str, spec: dict, sets: list, out: Path, rescore: bool, progress: Any) -> dict:
     name = cell_id(entry["label"], device)
-    spec_fp = fingerprint({**spec, "exclude": fingerprint(spec["exclude"]), "artifact": entry["fingerprint"]})
+    # The exclusions are the training sources of every artifact benched beside this one; what they change
+    # is which rows are scored, so the rows (not the exclusions) key the cell: benching a new model next to
+    # earlier ones reuses their cells unless its training data removes a row they were scored on.
+    scored = fingerprint([[s.key, [r["id"] for r in s.rows]] for s in sets])
+    spec_fp = fingerprint(
+        {**{k: v for k, v in spec.items() if k != "exclude"}, "rows": scored, "artifact": entry["fingerprint"]}
+    )
     cell_path = out / "cells" / f"{name}.json"
     rows_path = out / "rows" / f"{name}.jsonl"
     if cell_path.is_file() and rows_path.is_file():

@@ -165,6 +165,35 @@ def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: 
     assert "[" in md and "95 %" in md
     _chromium_opens(html_path)
 
+    # A tuned model benched beside it, trained on sources none of these rows holds, leaves the same rows
+    # to score: the base model's cell is kept. One trained on a scored row's source removes that row
+    # from every system, so the base model is scored again on what is left.
+    tuned = _tuned_beside(tiny_artifact, tmp_path / "tuned-a", ["A sentence that no test row holds."])
+    doc2 = bench([str(tuned)], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
+    assert (out / "cells" / f"{cell['id']}.json").stat().st_mtime == stamp and len(doc2["cells"]) == 4
+    scored = json.loads((out / "rows" / f"{cell['id']}.jsonl").read_text().splitlines()[-1])["source"]
+    trained_on_a_row = _tuned_beside(tiny_artifact, tmp_path / "tuned-b", [scored])
+    doc3 = bench([str(trained_on_a_row)], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
+    assert (out / "cells" / f"{cell['id']}.json").stat().st_mtime != stamp
+    assert 0 < doc3["cells"][1]["rows"] < cell["rows"]
+
+
+def _tuned_beside(tiny_artifact: Path, root: Path, trained_on: list[str]) -> Path:
+    """A 'merged' artifact (the tiny weights) whose manifest names a training set of these sources."""
+    data = root / "data"
+    write_jsonl(data / "train.jsonl", [{"task": "grammar", "source": s, "target": s} for s in trained_on])
+    merged = root / "merged"
+    shutil.copytree(tiny_artifact, merged)
+    write_manifest(
+        merged,
+        "merged",
+        fingerprint=root.name,
+        format="safetensors",
+        stop_token="<|im_end|>",
+        data={"path": str(data)},
+    )
+    return merged
+
 
 def _chromium_opens(page: Path) -> None:
     """Where Chromium is installed (CI installs it; under CI=true it must be), the page loads and
