@@ -467,13 +467,21 @@ def _outputs_of(cell: dict, sets: list, out: Path) -> dict[str, list[str]]:
     return {s.key: [stored[(s.key, row["id"])] for row in s.rows] for s in sets}
 
 
+def _differ(a: dict[str, list[str]], b: dict[str, list[str]], n_rows: int) -> float:
+    """The share of rows whose two outputs are not the same text."""
+    return round(sum(x != y for k in a for x, y in zip(a[k], b[k], strict=True)) / max(n_rows, 1), 4)
+
+
 def compare_cells(sets: list, cells: list[dict], out: Path) -> list[dict[str, Any]]:
     """Every pair of systems on the same device (and every system against copy): the paired difference
-    of each task's headline score and of their mean, with 95 % intervals."""
+    of each task's headline score and of their mean, with 95 % intervals, and the share of rows on which
+    their outputs differ (how much of a quantized model's score change is greedy near-ties flipping)."""
     from edgewrite.bootstrap import paired
     from edgewrite.evaluate import headline_scorers
 
-    scorers = {c["id"]: headline_scorers(sets, _outputs_of(c, sets, out)) for c in cells}
+    outputs = {c["id"]: _outputs_of(c, sets, out) for c in cells}
+    scorers = {cid: headline_scorers(sets, o) for cid, o in outputs.items()}
+    n_rows = sum(len(s.rows) for s in sets)
     result = []
     for i, a in enumerate(cells):
         for b in cells[:i]:
@@ -486,6 +494,7 @@ def compare_cells(sets: list, cells: list[dict], out: Path) -> list[dict[str, An
                     "b": b["id"],
                     "tasks": {t: v.as_dict() for t, v in diff.items() if t != "mean"},
                     "mean": diff["mean"].as_dict(),
+                    "differ": _differ(outputs[a["id"]], outputs[b["id"]], n_rows),
                 }
             )
     return result

@@ -309,6 +309,11 @@ def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) ->
     return (
         f"Against its fp32 parent ({merged['label']}): {_delta(cmp['mean']) if cmp else '?'} on the mean, "
         + ("significantly lower on " + ", ".join(losses) if losses else "no significant loss on any task")
+        + (
+            f"; its output differs from the parent's on {cmp['differ'] * 100:.0f}% of dev rows"
+            if cmp and cmp.get("differ") is not None
+            else ""
+        )
         + f"; it keeps {ship['quality']['mean'] / merged['quality']['mean'] * 100:.1f}% of the mean score"
         + (f" (lowest: {worst}, {kept[worst]:.1f}%)" if worst else "")
         + f", at {speed:.1f}x the speed and {ship['size_mb'] / max(merged['size_mb'], 1e-9) * 100:.0f}% of the size."

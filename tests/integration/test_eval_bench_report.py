@@ -148,6 +148,9 @@ def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: 
     harper = next(c for c in doc["cells"] if c.get("kind") == "system")
     assert pairs == {frozenset(p) for p in (("copy", cell["id"]), ("copy", harper["id"]), (cell["id"], harper["id"]))}
     assert all(set(c["tasks"]) == set(HEADLINE) for c in doc["comparisons"])
+    edited = sum(json.loads(r)["output"] != json.loads(r)["source"] for r in rows) / len(rows)
+    vs_copy = next(c for c in doc["comparisons"] if {c["a"], c["b"]} == {"copy", cell["id"]})
+    assert vs_copy["differ"] == round(edited, 4)  # the share of rows whose output is not its input
 
     # A re-run finds the finished cell and does not run it again.
     stamp = (out / "cells" / f"{cell['id']}.json").stat().st_mtime
