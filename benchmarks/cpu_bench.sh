@@ -18,6 +18,13 @@
 # Q8=0 leaves the 8-bit GGUF (Q8_0, the quality reference for the 4-bit ones) out.
 # GPTQ=0 leaves the GPTQ artifact out (on CPU it decodes through torch kernels: slow, and not what a
 # laptop runs; it is the CUDA format).
+# EXTRA: further artifacts benched after these (labels get their run folder's name). The committed run
+# benched the previous CPU recipe's model (RUN, made by `git show ade5d06:recipes/writing-smollm2-135m-cpu.yaml`)
+# and then the current recipe's, which ships:
+#   RUN=runs/writing-smollm2-135m-cpu EXTRA="runs/writing-cpu-next/merged runs/writing-cpu-next/gguf-iq4_nl-imat" \
+#     LIMIT= bash benchmarks/cpu_bench.sh
+# (`edgewrite run recipes/writing-smollm2-135m-cpu.yaml --set name=writing-cpu-next` and
+# `edgewrite quantize runs/writing-cpu-next/merged -f gguf --type IQ4_NL --imatrix` make those two.)
 # Measured on 2 cores (AMD EPYC): LIMIT=100 with GPTQ=0, ~22 min of bench; LIMIT= (every dev row, the
 # committed run) with all ten systems, 65 min of cells (the untuned fp32 model alone 18, IQ4_NL 4) plus ~4 min of
 # GPTQ quantization.
@@ -66,6 +73,8 @@ if [ -n "$QS" ]; then
   [ -d "$QS/gguf-q4_k_m" ] || $EW quantize "$QS/merged" -f gguf --bits 4
   arts+=("$QS/merged" "$QS/gguf-q4_k_m")
 fi
+read -ra extra <<< "${EXTRA:-}"
+arts+=("${extra[@]}")
 $EW bench "${arts[@]}" \
   --pre harper --pre-on "$R/gguf-q4_k_m" --threads 2 --headline-only "${lim[@]}" --out "$OUT"
 $EW report "$OUT" --max-bits 4 --max-latency-ms 150

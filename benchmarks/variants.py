@@ -1,6 +1,6 @@
 """Paired differences between chosen pairs of benched systems, from the bench's own bootstrap
-comparisons: what an importance matrix does to each 4-bit GGUF type, and what the quickstart recipe
-buys against the untuned model and against the CPU recipe.
+comparisons: what an importance matrix does to each 4-bit GGUF type, what the quickstart recipe
+buys against the untuned model and against the CPU recipe, and what the current CPU recipe changed.
 
     python benchmarks/variants.py [benchmarks/results/bench]
 
@@ -16,16 +16,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+NOW = " (writing-cpu-next)"  # the current CPU recipe's run (the shipped model), benched after the previous one
 PAIRS = [
     ("tuned gguf Q4_0 imatrix", "tuned gguf Q4_0", "importance matrix, Q4_0"),
     ("tuned gguf Q4_K_M imatrix", "tuned gguf Q4_K_M", "importance matrix, Q4_K_M"),
     ("tuned gguf IQ4_NL imatrix", "tuned gguf IQ4_NL", "importance matrix, IQ4_NL"),
-    ("tuned gguf IQ4_NL imatrix", "tuned gguf Q4_K_M", "IQ4_NL with it (shipped) vs Q4_K_M"),
+    ("tuned gguf IQ4_NL imatrix", "tuned gguf Q4_K_M", "IQ4_NL with it vs Q4_K_M (previous CPU recipe)"),
     ("tuned fp32 (quickstart)", "base fp32 (untuned)", "quickstart recipe (fp32) vs untuned"),
     ("tuned gguf Q4_K_M (quickstart)", "tuned fp32 (quickstart)", "quickstart: Q4_K_M vs its fp32"),
-    ("tuned fp32", "tuned fp32 (quickstart)", "CPU recipe vs quickstart recipe (fp32)"),
-    ("tuned gguf IQ4_NL imatrix", "tuned fp32", "CPU recipe: IQ4_NL imatrix (shipped) vs its fp32"),
-    ("tuned gguf Q4_K_M", "tuned fp32", "CPU recipe: Q4_K_M vs its fp32"),
+    ("tuned fp32", "tuned fp32 (quickstart)", "previous CPU recipe vs quickstart recipe (fp32)"),
+    ("tuned gguf IQ4_NL imatrix", "tuned fp32", "previous CPU recipe: IQ4_NL imatrix vs its fp32"),
+    ("tuned gguf Q4_K_M", "tuned fp32", "previous CPU recipe: Q4_K_M vs its fp32"),
+    ("tuned gguf Q8_0", "tuned fp32", "previous CPU recipe: Q8_0 vs its fp32"),
+    ("tuned fp32" + NOW, "tuned fp32", "CPU recipe now vs before: STS-B-only paraphrase + synthetic errors (fp32)"),
+    ("tuned gguf IQ4_NL imatrix" + NOW, "tuned gguf IQ4_NL imatrix", "CPU recipe now vs before: IQ4_NL imatrix"),
+    ("tuned gguf IQ4_NL imatrix" + NOW, "tuned fp32" + NOW, "CPU recipe now: IQ4_NL imatrix (shipped) vs its fp32"),
 ]
 
 
@@ -50,7 +55,17 @@ def main() -> None:
         cmp = comparison(doc, ids[a]["id"], ids[b]["id"])
         if cmp:
             p50 = [(ids[x].get("edit_latency_ms") or {}).get("p50") for x in (a, b)]
-            rows.append({"what": what, "a": a, "b": b, "mean": cmp["mean"], "tasks": cmp["tasks"], "p50_ms": p50})
+            rows.append(
+                {
+                    "what": what,
+                    "a": a,
+                    "b": b,
+                    "mean": cmp["mean"],
+                    "tasks": cmp["tasks"],
+                    "p50_ms": p50,
+                    "differ": cmp.get("differ"),
+                }
+            )
     if not rows:
         _fail(f"{bench_dir} holds none of the pairs this script compares")
 
@@ -63,15 +78,18 @@ def main() -> None:
         "",
         f"From `{bench_dir.relative_to(ROOT) if bench_dir.is_relative_to(ROOT) else bench_dir}/bench.json` "
         f"({doc['conditions'].get('cpu')}, {doc['conditions'].get('threads')} threads); "
-        "`python benchmarks/variants.py`. * = the 95 % interval excludes 0.",
+        "`python benchmarks/variants.py`. * = the 95 % interval excludes 0. *differ*: the share of dev rows "
+        "whose outputs a and b are not the same text.",
         "",
-        "| comparison | a | b | edit p50 ms a / b | mean | " + " | ".join(TASK_NAMES) + " |",
-        "|---|---|---|---|---|" + "---|" * len(TASK_NAMES),
+        "| comparison | a | b | edit p50 ms a / b | differ | mean | " + " | ".join(TASK_NAMES) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(TASK_NAMES),
     ]
     for r in rows:
         lat = " / ".join("–" if v is None else f"{v:.0f}" for v in r["p50_ms"])
         lines.append(
-            f"| {r['what']} | {r['a']} | {r['b']} | {lat} | {d(r['mean'])} | "
+            f"| {r['what']} | {r['a']} | {r['b']} | {lat} | "
+            + ("–" if r["differ"] is None else f"{r['differ'] * 100:.0f}%")
+            + f" | {d(r['mean'])} | "
             + " | ".join(d(r["tasks"][t]) if t in r["tasks"] else "–" for t in TASK_NAMES)
             + " |"
         )

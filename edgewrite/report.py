@@ -69,7 +69,13 @@ def comparison(doc: dict, a: str, b: str) -> dict | None:
             def flip(v: dict) -> dict:
                 return {"value": -v["value"], "lo": -v["hi"], "hi": -v["lo"]}
 
-            return {"a": a, "b": b, "tasks": {t: flip(v) for t, v in c["tasks"].items()}, "mean": flip(c["mean"])}
+            return {
+                "a": a,
+                "b": b,
+                "tasks": {t: flip(v) for t, v in c["tasks"].items()},
+                "mean": flip(c["mean"]),
+                **({"differ": c["differ"]} if "differ" in c else {}),
+            }
     return None
 
 

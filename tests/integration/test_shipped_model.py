@@ -37,10 +37,8 @@ def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> N
     assert merged["kind"] == "merged" and merged["parent"]["path"] == str(SHIPPED_DIR / WRITING)
     editor, _ = load_editor(info.path, batch_size=1)
     (edit,) = editor.edit("grammar", ["She go to school every days."])
-    # The fp32 merge fixes at least one of the two errors (measured: "every day", keeping "go": a near-tie
-    # that Q4_K_M resolves to "goes" and the shipped IQ4_NL export, like the fp32 merge, does not).
-    fixed = ("She goes " in edit.output) + (" every day." in edit.output)
-    assert edit.output != "She go to school every days." and fixed >= 1, edit.output
+    # Both errors: the agreement ("goes") and the number ("every day").
+    assert edit.output == "She goes to school every day.", edit.output
 
 
 def test_a_damaged_or_missing_shipped_model_says_reinstall(tmp_path: Path, monkeypatch) -> None:
@@ -79,8 +77,6 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    # the serving export (IQ4_NL with the shipped importance matrix) fixes "every days"; "She go" is a
-    # near-tie it keeps, as the fp32 merge does (README: what ships, and why)
-    out = done.stdout.strip()
-    assert out != "She go to school every days." and out.endswith(" every day.") and out.startswith("She ")
+    # the serving export (IQ4_NL with the shipped importance matrix) fixes both errors, as the fp32 merge does
+    assert done.stdout.strip() == "She goes to school every day.", done.stdout
     assert "shipped 'writing' model" in done.stderr and "IQ4_NL with its importance matrix" in done.stderr

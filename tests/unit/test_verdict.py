@@ -245,9 +245,9 @@ def test_a_pre_pass_that_hurts_a_task_never_ships_on_a_faster_latency_sample() -
 
 
 def test_comparisons_are_read_in_either_direction() -> None:
-    doc = _doc([COPY, Q4], [_cmp("copy", "tuned_q4", -5)])
+    doc = _doc([COPY, Q4], [{**_cmp("copy", "tuned_q4", -5), "differ": 0.25}])
     flipped = comparison(doc, "tuned_q4", "copy")
-    assert flipped["mean"] == {"value": 5, "lo": 4, "hi": 6}
+    assert flipped["mean"] == {"value": 5, "lo": 4, "hi": 6} and flipped["differ"] == 0.25  # symmetric
     assert comparison(doc, "tuned_q4", "nothing") is None
 
 
