@@ -396,8 +396,8 @@ def bench(
     check_pre(pre)
     if pre_on and not pre:
         raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
-    _prepare_out(out)
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
+    _prepare_out(out)  # after the artifacts are read: a wrong path leaves no empty --out folder behind
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction, headline_only=headline_only)
     cells = [_copy_cell(sets)]
