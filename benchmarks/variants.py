@@ -1,6 +1,7 @@
 """Paired differences between chosen pairs of benched systems, from the bench's own bootstrap
 comparisons: what an importance matrix does to each 4-bit GGUF type, what the quickstart recipe
-buys against the untuned model and against the CPU recipe, and what the current CPU recipe changed.
+buys against the untuned model and against the CPU recipe, what the current CPU recipe changed, and what
+keeping its adapter apart (the embedded Q4_1 file as is, the LoRA applied at run time) keeps.
 
     python benchmarks/variants.py [benchmarks/results/bench]
 
@@ -31,6 +32,8 @@ PAIRS = [
     ("tuned fp32" + NOW, "tuned fp32", "CPU recipe now vs before: STS-B-only paraphrase + synthetic errors (fp32)"),
     ("tuned gguf IQ4_NL imatrix" + NOW, "tuned gguf IQ4_NL imatrix", "CPU recipe now vs before: IQ4_NL imatrix"),
     ("tuned gguf IQ4_NL imatrix" + NOW, "tuned fp32" + NOW, "CPU recipe now: IQ4_NL imatrix (shipped) vs its fp32"),
+    ("tuned gguf Q4_1 + LoRA", "tuned fp32" + NOW, "CPU recipe now: embedded Q4_1 file + LoRA at run time vs fp32"),
+    ("tuned gguf Q4_1 + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "CPU recipe now: Q4_1 + LoRA vs IQ4_NL imatrix"),
 ]
 
 

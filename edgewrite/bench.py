@@ -56,6 +56,8 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
             label += " imatrix"
         if d.get("tensor_type_overrides"):
             label += f" ({', '.join(d['tensor_type_overrides'])})"
+        if d.get("lora_file"):
+            label += " + LoRA"
     elif fmt == "gptq":
         d = manifest["details"]
         label, runtime = f"tuned gptq {d['bits']}-bit g{d['group_size']}", "gptq"

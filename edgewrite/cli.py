@@ -218,6 +218,15 @@ def quantize(
             "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0.",
         ),
     ] = None,
+    runtime_lora: Annotated[
+        bool,
+        typer.Option(
+            "--runtime-lora",
+            help="gguf: keep the LoRA adapter apart (llama.cpp's --lora): the base model quantized (a base "
+            "loaded from a GGUF at these bits, like the embedded Q4_1 model, is used as is) plus the adapter at "
+            "16 bits, applied at run time. Takes a tune folder, 'writing', or a model merged from an adapter.",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
@@ -243,6 +252,7 @@ def quantize(
         force=force,
         imatrix=imatrix_file or imatrix,
         tensor_types=tensor_type,
+        runtime_lora=runtime_lora,
         log=lambda line: console.print(line, markup=False, highlight=False),
     )
     size = sum(f["bytes"] for f in manifest["files"].values())

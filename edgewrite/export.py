@@ -70,6 +70,8 @@ def ollama_modelfile(artifact: Path, out: Path) -> Path:
         f"FROM {os.path.relpath(gguf, out.resolve())}",
         f'TEMPLATE """{template}"""',
     ]
+    if lora := manifest["details"].get("lora_file"):  # an adapter kept apart: Ollama applies it at run time
+        lines.insert(2, f"ADAPTER {os.path.relpath((artifact / lora).resolve(), out.resolve())}")
     system = default_system(tokenizer) if family != "alpaca" else None
     if system:
         lines.append(f'SYSTEM """{system}"""')

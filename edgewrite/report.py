@@ -248,13 +248,20 @@ def _device_verdict(
     if base:
         line, vs_base = against(doc, ship, base, "the untuned base model", tasks)
         text.append(line)
-    # the shipped artifact's own fp32 parent (a bench may hold the merged models of several runs)
-    merged = next(
-        (c for c in dev if c.get("kind") == "merged" and c.get("path") and c.get("path") == ship.get("parent")),
-        merged,
-    )
+    merged = _fp32_parent(dev, ship) or merged
     if merged and ship is not merged:
         text.append(_quantization_line(doc, ship, merged, tasks))
+    # the export closest to its fp32 parent within the bit budget (latency aside), when it is not the shipped one
+    kept = {id(c): _kept(c, p, tasks) for c in pool if _fits(c, None, None, max_bits) and (p := _fp32_parent(dev, c))}
+    if kept and (best := max((c for c in pool if id(c) in kept), key=lambda c: kept[id(c)])) is not ship:
+        if kept[id(best)] > kept.get(id(ship), 0):
+            line = _quantization_line(doc, best, _fp32_parent(dev, best), tasks).removeprefix("Against its ")
+            lat_best = (best.get("edit_latency_ms") or {}).get("p50") or 0
+            over = "" if _fits(best, max_latency_ms, max_memory_mb) else ", over the budget"
+            text.append(
+                f"Closest to its fp32 parent{f' at ≤ {max_bits} bits' if max_bits else ''}: {best['label']} "
+                f"(edit p50 {lat_best:.0f} ms{over}): against its {line}"
+            )
     if harper:
         text.append(_harper_line(doc, ship, harper, tasks))
     if (fast := _pick(doc, fits, pool)) is not ship and (short := _below(fast, rivals)):
@@ -301,6 +308,28 @@ def _device_verdict(
                 )
     entry.update(ship=ship["label"], artifact=ship["artifact"], vs_copy=vs_copy, vs_base=vs_base, text=text)
     return entry
+
+
+def _fp32_parent(dev: list[dict], cell: dict) -> dict | None:
+    """A quantized cell's own fp32 parent among the bench's merged models (a bench may hold several runs');
+    an export that keeps the LoRA adapter apart has the adapter as its parent, like the merge made from it."""
+    if cell.get("kind") == "merged" or not cell.get("parent"):
+        return None
+    return next(
+        (
+            c
+            for c in dev
+            if c.get("kind") == "merged"
+            and (c.get("path") == cell["parent"] or (" + LoRA" in cell["label"] and c.get("parent") == cell["parent"]))
+        ),
+        None,
+    )
+
+
+def _kept(cell: dict, merged: dict, tasks: list[str]) -> float:
+    """The lowest per-task share (%) of its fp32 parent's score that a quantized cell keeps."""
+    q, m = cell["quality"]["headline"], merged["quality"]["headline"]
+    return min((q.get(t, 0) / m[t] * 100 for t in tasks if m.get(t)), default=0.0)
 
 
 def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) -> str:

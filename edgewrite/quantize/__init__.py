@@ -65,9 +65,62 @@ def source_model(model: str) -> tuple[Path, dict[str, Any]]:
     }
 
 
+def lora_source(model: str) -> dict[str, Any]:
+    """For --runtime-lora: the LoRA adapter behind ``model`` (a tune folder, the shipped ``writing``
+    adapter, or a model merged from an adapter), its base model's folder, and the GGUF file that base
+    was loaded from, if any (with its type and nominal bits)."""
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.models import SHIPPED_DIR, WRITING, edgewrite_home, resolve_model, shipped_adapter
+    from edgewrite.quantize import gguf
+
+    path = Path(model)
+    if model == WRITING and not path.exists():
+        adapter_dir = shipped_adapter(WRITING)
+    elif path.is_dir() and (path / "manifest.json").is_file():
+        found = read_manifest(path)
+        parent = found.get("parent") or {}
+        if found.get("kind") == "adapter":
+            adapter_dir = path
+        elif found.get("kind") == "merged" and parent.get("kind") == "adapter" and Path(parent["path"]).is_dir():
+            adapter_dir = Path(parent["path"])
+        else:
+            raise EdgewriteError(
+                f"--runtime-lora needs a LoRA adapter: {model} is a '{found.get('kind')}' artifact not merged from "
+                "one (still on disk); give the tune folder, or leave out --runtime-lora"
+            )
+    else:
+        raise EdgewriteError(
+            f"--runtime-lora needs a LoRA adapter: give a tune folder, 'writing', or a model merged from an adapter "
+            f"(not '{model}')"
+        )
+    adapter = read_manifest(adapter_dir, kinds=("adapter",))
+    base = resolve_model(adapter["base_model"]["ref"])
+    known = base.path / "manifest.json"
+    base_manifest = json.loads(known.read_text()) if known.is_file() else {}
+    source = Path((base_manifest.get("source") or {}).get("gguf") or "")
+    base_gguf = source if source.suffix == ".gguf" and source.is_file() else None
+    gguf_type = gguf.main_type(base_gguf) if base_gguf else None
+
+    def out_dir(fmt: str, label: str) -> Path:
+        if adapter_dir.resolve().is_relative_to(SHIPPED_DIR.resolve()):  # the package's own folder: not there
+            name = f"{adapter_dir.name}-{adapter['fingerprint'][:8]}-{fmt}-{label.lower()}"
+            return edgewrite_home() / "models" / name
+        return default_out(adapter_dir, fmt, label)
+
+    return {
+        "adapter_dir": adapter_dir,
+        "adapter": adapter,
+        "base_dir": base.path,
+        "base_gguf": base_gguf,
+        "gguf_type": gguf_type,
+        "bits": gguf.bits_of_type(gguf_type) if gguf_type else None,
+        "out_dir": out_dir,
+    }
+
+
 def default_out(model_dir: Path, fmt: str, label: str) -> Path:
     """Beside the model: runs/x/merged -> runs/x/gguf-q4_k_m; a cached model keeps its name as a prefix."""
-    prefix = "" if model_dir.name == "merged" else f"{model_dir.name}-"
+    prefix = "" if model_dir.name in ("merged", "adapter") else f"{model_dir.name}-"
     return model_dir.parent / f"{prefix}{fmt}-{label.lower()}"
 
 
@@ -84,8 +137,14 @@ def quantize(
     force: bool = False,
     imatrix: bool | Path = False,
     tensor_types: list[str] | None = None,
+    runtime_lora: bool = False,
     log=print,
 ) -> tuple[Path, dict[str, Any]]:
+    if runtime_lora:
+        if fmt != "gguf":
+            raise EdgewriteError("--runtime-lora keeps the adapter apart for llama.cpp; it needs --format gguf")
+        if imatrix is True:
+            raise EdgewriteError("--runtime-lora quantizes the untuned base: give --imatrix-file, not --imatrix")
     if gguf_type is None:
         check_bits(fmt, bits)
     elif fmt != "gguf":
@@ -102,7 +161,8 @@ def quantize(
 
         if not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
-    model_dir, parent = source_model(model)
+    lora = lora_source(model) if runtime_lora else None
+    model_dir, parent = (lora["base_dir"], lora["adapter"]) if lora else source_model(model)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -112,7 +172,9 @@ def quantize(
     if fmt == "gguf":
         from edgewrite.quantize import gguf as backend
 
-        label = gguf_type or backend.type_for_bits(bits)
+        # --runtime-lora on a base loaded from a GGUF file at these bits: that file, as is
+        as_is = lora["gguf_type"] if lora and lora["bits"] == bits else None
+        label = gguf_type or as_is or backend.type_for_bits(bits)
         settings: dict[str, Any] = {"type": label.upper()}
         if isinstance(imatrix, Path):
             from edgewrite.quantize.imatrix import load
@@ -126,6 +188,9 @@ def quantize(
         if overrides:
             settings["tensor_types"] = [f"{p}={t}" for p, t in overrides]
             label += "-tt"
+        if lora:
+            settings["runtime_lora"] = True
+            label += "-lora"
     elif fmt == "gptq":
         from edgewrite.quantize import gptq as backend
 
@@ -139,7 +204,7 @@ def quantize(
         settings = {"precision": label, "execution_provider": device}
     if fmt == "gguf":
         backend._ftype(settings["type"])  # an unknown llama.cpp type is refused before anything is written
-    out = out or default_out(model_dir, fmt, label)
+    out = out or (lora["out_dir"](fmt, label) if lora else default_out(model_dir, fmt, label))
     fp = fingerprint({"parent": parent.get("fingerprint"), "format": fmt, **settings})
     if existing_matches(out, fp, force):
         return out, json.loads((out / "manifest.json").read_text())
@@ -159,7 +224,12 @@ def quantize(
             elif matrix:
                 shutil.copy2(imatrix, matrix)
                 imatrix_info = {"file": matrix.name, "from": str(imatrix), "sha256": settings["imatrix_sha256"]}
-            details = backend.export(model_dir, tmp, settings["type"], imatrix=matrix, overrides=overrides)
+            if lora:
+                details = backend.export_with_lora(
+                    lora["adapter_dir"], model_dir, lora["base_gguf"], tmp, settings["type"], matrix, overrides
+                )
+            else:
+                details = backend.export(model_dir, tmp, settings["type"], imatrix=matrix, overrides=overrides)
             if matrix:
                 details["imatrix"] = imatrix_info
         elif fmt == "gptq":
@@ -182,7 +252,11 @@ def quantize(
             bits=bits if gguf_type is None else backend.bits_of_type(label),
             settings=settings,
             details=details,
-            parent={"path": str(model_dir), "kind": parent.get("kind"), "fingerprint": parent.get("fingerprint")},
+            parent={
+                "path": str(lora["adapter_dir"] if lora else model_dir),
+                "kind": parent.get("kind"),
+                "fingerprint": parent.get("fingerprint"),
+            },
             base_model=parent.get("base_model") or {"ref": model},
             data=parent.get("data"),
             prompt_style=parent.get("prompt_style", "chat"),

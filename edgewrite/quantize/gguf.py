@@ -23,7 +23,7 @@ from typing import Any
 from edgewrite.errors import EdgewriteError
 
 TYPE_FOR_BITS = {2: "Q2_K", 3: "Q3_K_M", 4: "Q4_K_M", 5: "Q5_K_M", 6: "Q6_K", 8: "Q8_0", 16: "F16"}
-_CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion", "gguf-py")
+_CONVERTER_PARTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion", "gguf-py")
 _FALLBACK = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback quantization")
 _FALLBACK_WHY = re.compile(
     r"ncols\s+(\d+) not divisible by\s+(\d+) \(required for type\s+(\w+)\) -> falling back to\s+(\w+)"
@@ -66,7 +66,7 @@ def converter_dir() -> Path:
     except metadata.PackageNotFoundError as e:
         raise EdgewriteError("GGUF export needs llama-cpp-python: re-run ./install.sh") from e
     target = edgewrite_home() / "llama.cpp-converter" / version
-    if (target / "convert_hf_to_gguf.py").is_file():
+    if all((target / part).exists() for part in _CONVERTER_PARTS):
         return target
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -101,6 +101,7 @@ def converter_dir() -> Path:
             for m in members:
                 m.name = m.name[len(prefix) :]
             tar.extractall(staging, members=members, filter="data")
+        shutil.rmtree(target, ignore_errors=True)  # one fetched by an older edgewrite, without every part
         os.replace(staging, target)
     return target
 
@@ -163,6 +164,66 @@ def export(
     else:
         details["fallback_tensors"] = 0
     details["tensor_types"] = tensor_types(target)
+    return details
+
+
+def main_type(path: Path) -> str | None:
+    """The type most of a GGUF file's weight matrices are stored in (Q4_1 for the embedded model)."""
+    types = Counter({k: v for k, v in tensor_types(path).items() if k not in ("F32", "F16", "BF16")})
+    return types.most_common(1)[0][0] if types else None
+
+
+def export_with_lora(
+    adapter_dir: Path,
+    base_dir: Path,
+    base_gguf: Path | None,
+    out: Path,
+    gguf_type: str,
+    imatrix: Path | None = None,
+    overrides: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The base model as a GGUF of ``gguf_type`` plus the LoRA adapter in llama.cpp's LoRA GGUF format
+    (``convert_lora_to_gguf.py``, f16), applied at run time instead of folded into the weights.
+
+    When the base was itself loaded from a GGUF file of that type (the embedded default is Q4_1), that
+    file is used as is: the quantized base is then exactly the model the adapter was trained on (tuning
+    dequantizes it), and only the adapter's small matrices are added, at 16 bits. Folding the adapter in
+    and quantizing again rounds the tuned weights a second time, and with them most of what tuning
+    changed."""
+    gguf_type = gguf_type.upper()
+    if base_gguf is not None and main_type(base_gguf) == gguf_type and imatrix is None and not overrides:
+        target = out / f"model-{gguf_type.lower()}.gguf"
+        shutil.copyfile(base_gguf, target)
+        details: dict[str, Any] = {
+            "gguf_file": target.name,
+            "type": gguf_type,
+            "base_as_is": str(base_gguf),
+            "fallback_tensors": 0,
+            "tensor_types": tensor_types(target),
+        }
+    else:
+        details = export(base_dir, out, gguf_type, imatrix=imatrix, overrides=overrides)
+    conv = converter_dir()
+    env = {**os.environ, "PYTHONPATH": str(conv / "gguf-py")}
+    env.pop("NO_LOCAL_GGUF", None)
+    lora = out / "lora-f16.gguf"
+    _run(
+        [
+            sys.executable,
+            str(conv / "convert_lora_to_gguf.py"),
+            "--base",
+            str(base_dir),
+            "--outtype",
+            "f16",
+            "--outfile",
+            str(lora),
+            str(adapter_dir),
+        ],
+        "llama.cpp convert_lora_to_gguf.py",
+        env,
+    )
+    details["lora_file"] = lora.name
+    details["lora_tensors"] = sum(tensor_types(lora).values())
     return details
 
 

@@ -67,7 +67,9 @@ def load_runtime(
         from edgewrite.runtimes.llamacpp import LlamaCppRuntime
 
         details = manifest["details"]
-        extra = {"n_ctx": n_ctx} if n_ctx else {}
+        extra: dict = {"n_ctx": n_ctx} if n_ctx else {}
+        if details.get("lora_file"):
+            extra["lora_file"] = details["lora_file"]
         return LlamaCppRuntime(
             path, details["gguf_file"], manifest["stop_token"], device=device, threads=threads, **extra
         ), manifest

@@ -105,6 +105,7 @@ class LlamaCppRuntime:
         n_ctx: int = 2048,
         parallel: int = PARALLEL,
         draft_tokens: int = DRAFT_TOKENS,
+        lora_file: str | None = None,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -135,6 +136,9 @@ class LlamaCppRuntime:
         cparams.n_threads = cparams.n_threads_batch = n_threads
         cparams.n_seq_max, cparams.kv_unified = self.parallel + 1, True  # + the shared-prefix sequence
         self.ctx = _internals.LlamaContext(model=self.model, params=cparams, verbose=False)
+        self.lora = None
+        if lora_file:
+            self._attach_lora(path / lora_file)
         self.n_batch = 512
         self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
         self.n_vocab = self.model.n_vocab()
@@ -144,6 +148,25 @@ class LlamaCppRuntime:
         self._cached: list[int] = []  # sequence 0's tokens in the KV cache
         self.prefix_cache = True  # reuse the cached common prefix of the previous request
         self.draft_opening = True  # the prompt's pass already verifies a draft of the answer's first tokens
+
+    def _attach_lora(self, lora: Path) -> None:
+        """Apply a LoRA adapter (llama.cpp's GGUF LoRA format) at run time, at scale 1: the base
+        weights stay as they are in the model file and the adapter's two small matrices add their
+        product on every forward pass (llama.cpp's ``--lora``)."""
+        import ctypes
+
+        lc = self.llama_cpp
+        if not lora.is_file():
+            raise EdgewriteError(f"{lora} is missing; re-run `edgewrite quantize`")
+        self.lora = lc.llama_adapter_lora_init(self.model.model, str(lora).encode("utf-8"))
+        if not self.lora:
+            raise EdgewriteError(
+                f"llama.cpp could not load the LoRA adapter {lora} (corrupt, or made for another base model?)"
+            )
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self.lora)
+        scales = (ctypes.c_float * 1)(1.0)
+        if lc.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, scales) != 0:
+            raise EdgewriteError(f"llama.cpp could not apply the LoRA adapter {lora} to its context")
 
     # ------------------------------------------------------------------ low level
     def tokenize(self, text: str) -> list[int]:
@@ -406,4 +429,7 @@ class LlamaCppRuntime:
     def close(self) -> None:
         self.batch.close()
         self.ctx.close()
+        if self.lora:
+            self.llama_cpp.llama_adapter_lora_free(self.lora)
+            self.lora = None
         self.model.close()

@@ -184,3 +184,52 @@ def test_gguf_imatrix_and_tensor_type_overrides_reach_llama_cpp(artifacts: dict,
         tensor_types=["attn_v=Q8_0"],
     )
     assert m2["details"]["imatrix"]["sha256"] and tensors(again) == b
+
+
+def test_runtime_lora_on_a_base_that_is_not_a_gguf_quantizes_the_base_and_keeps_the_adapter_apart(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """An adapter on a safetensors base: the base goes through llama.cpp's converter and quantizer alone, the
+    adapter through convert_lora_to_gguf.py; llama.cpp with both computes what the peft merge computes."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from edgewrite.artifacts import write_manifest
+    from edgewrite.runtimes.hf import HFRuntime
+
+    torch.manual_seed(3)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(base, config)
+    adapter = tmp_path / "run" / "adapter"
+    peft_model.save_pretrained(adapter)
+    write_manifest(
+        adapter,
+        "adapter",
+        fingerprint="tiny-lora",
+        format="peft",
+        base_model={"ref": str(tiny_model_dir)},
+        prompt_style="chat",
+        stop_token="<|im_end|>",
+    )
+    merged = tmp_path / "merged-hf"
+    peft_model.merge_and_unload().save_pretrained(merged)
+    shutil.copy2(tiny_model_dir / "tokenizer.json", merged)
+    shutil.copy2(tiny_model_dir / "tokenizer_config.json", merged)
+    if (tiny_model_dir / "chat_template.jinja").is_file():
+        shutil.copy2(tiny_model_dir / "chat_template.jinja", merged)
+
+    path, manifest = quantize(str(adapter), "gguf", 8, runtime_lora=True)
+    assert path == tmp_path / "run" / "gguf-q8_0-lora"  # beside the adapter, like a merge's exports
+    details = manifest["details"]
+    assert manifest["settings"] == {"type": "Q8_0", "runtime_lora": True} and "base_as_is" not in details
+    assert details["tensor_types"].get("Q8_0") and details["lora_tensors"] == 2 * 3 * 2  # A, B x 3 modules x 2 layers
+    hf = HFRuntime(merged, batch_size=1)
+    rt, _ = load_runtime(path, threads=2)
+    for text in ("She go to school every days.", "Hello world"):
+        ids = hf.tokenize(build_prompt(hf.tokenizer, "Fix grammar", text))
+        want, got = hf.next_token_logits(ids), rt.next_token_logits(ids)
+        assert float(np.dot(want, got) / (np.linalg.norm(want) * np.linalg.norm(got))) > 0.999
+    rt.close()

@@ -80,3 +80,48 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
     # the serving export (IQ4_NL with the shipped importance matrix) fixes both errors, as the fp32 merge does
     assert done.stdout.strip() == "She goes to school every day.", done.stdout
     assert "shipped 'writing' model" in done.stderr and "IQ4_NL with its importance matrix" in done.stderr
+
+
+def test_runtime_lora_keeps_the_embedded_q4_1_file_and_computes_the_fp32_merge(tmp_path: Path) -> None:
+    """`quantize writing --runtime-lora`: the embedded base's own Q4_1 file, byte for byte (the weights the
+    adapter was trained on), plus the adapter as a llama.cpp LoRA applied at run time. llama.cpp then
+    computes what the fp32 merge computes, which it does not without the adapter."""
+    import numpy as np
+
+    from edgewrite.artifacts import sha256_file
+    from edgewrite.edit import load_editor
+    from edgewrite.models import default_gguf_path
+    from edgewrite.quantize import quantize
+    from edgewrite.runtimes import load_runtime
+    from edgewrite.runtimes.hf import HFRuntime
+    from edgewrite.runtimes.llamacpp import LlamaCppRuntime
+    from edgewrite.tasks import TASKS, build_prompt
+
+    path, manifest = quantize(WRITING, "gguf", 4, out=tmp_path / "lora", runtime_lora=True)
+    details = manifest["details"]
+    assert manifest["bits"] == 4 and manifest["settings"] == {"type": "Q4_1", "runtime_lora": True}
+    assert manifest["parent"]["kind"] == "adapter" and manifest["prompt_style"] == "chat-nosystem"
+    assert manifest["files"][details["gguf_file"]]["sha256"] == sha256_file(default_gguf_path())
+    assert details["lora_tensors"] == 2 * 7 * 30  # A and B of 7 projections in each of 30 blocks
+
+    def cos(a, b) -> float:
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    hf = HFRuntime(resolve_model(WRITING).path, batch_size=1)
+    tuned, _ = load_runtime(path, threads=2)
+    bare = LlamaCppRuntime(path, details["gguf_file"], manifest["stop_token"], threads=2)
+    for text in ("She go to school every days.", "Me and him was late to the meeting yesterday."):
+        prompt = build_prompt(hf.tokenizer, TASKS["grammar"].instructions[0], text, "chat-nosystem")
+        ids = hf.tokenize(prompt)
+        want, got, without = hf.next_token_logits(ids), tuned.next_token_logits(ids), bare.next_token_logits(ids)
+        assert cos(want, got) > 0.999 and cos(want, got) > cos(want, without), (cos(want, got), cos(want, without))
+    tuned.close()
+    bare.close()
+    editor, _ = load_editor(path, batch_size=1)
+    (edit,) = editor.edit("grammar", ["She go to school every days."])
+    assert edit.output == "She goes to school every day.", edit.output
+    from edgewrite.export import ollama_modelfile
+
+    lines = ollama_modelfile(path, tmp_path / "ollama").read_text().splitlines()
+    (adapter,) = [line.split(" ", 1)[1] for line in lines if line.startswith("ADAPTER ")]
+    assert (tmp_path / "ollama" / adapter).resolve() == (path / details["lora_file"]).resolve()

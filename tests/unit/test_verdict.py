@@ -349,3 +349,32 @@ def test_among_tied_artifacts_the_one_without_an_importance_matrix_ships() -> No
     )
     (v,) = verdict(doc, None, None, max_bits=4)
     assert v["ship"] == "tuned gguf q4"  # faster and lighter by less than the tie margin: the plainer one
+
+
+def test_the_export_closest_to_its_fp32_parent_is_named_when_it_is_not_the_shipped_one() -> None:
+    """A LoRA-at-run-time export (parent: the adapter, like the merge's) keeps more of the fp32 score than
+    the fast merged-and-rounded one but is over the latency budget: the fast one ships and the verdict names
+    the faithful one, with what it keeps; when it fits the budget and is as fast, no extra line."""
+    merged = {**MERGED, "path": "runs/x/merged", "parent": "runs/x/adapter"}
+    fast = {**_cell("tuned_gguf_IQ4_NL", "quantized", 41.5, 100, 400), "label": "tuned gguf IQ4_NL"}
+    fast.update(parent="runs/x/merged")
+    fast["quality"]["headline"]["coherence"] = 39.0
+    lora = {**_cell("tuned_gguf_Q4_1_lora", "quantized", 41.9, 200, 400), "label": "tuned gguf Q4_1 + LoRA"}
+    lora.update(parent="runs/x/adapter")
+    cells = [COPY, BASE, merged, fast, lora]
+    cmps = [
+        *(_cmp(c["id"], "copy", 11) for c in (merged, fast, lora)),
+        *(_cmp(c["id"], "base", 6.5) for c in (merged, fast, lora)),
+        {**_cmp("tuned_gguf_IQ4_NL", "tuned_fp32", -0.5), "differ": 0.59},
+        {**_cmp("tuned_gguf_Q4_1_lora", "tuned_fp32", -0.1), "differ": 0.17},
+        _cmp("tuned_gguf_Q4_1_lora", "tuned_gguf_IQ4_NL", 0.4),
+    ]
+    (v,) = verdict(_doc(cells, cmps), 150, None, max_bits=4)
+    assert v["ship"] == "tuned gguf IQ4_NL"
+    (line,) = [t for t in v["text"] if t.startswith("Closest to its fp32 parent")]
+    assert line.startswith("Closest to its fp32 parent at ≤ 4 bits: tuned gguf Q4_1 + LoRA (edit p50 200 ms, over")
+    assert "against its fp32 parent (tuned fp32)" in line and "differs from the parent's on 17% of dev rows" in line
+    assert "keeps 99.8% of the mean score" in line
+    (v,) = verdict(_doc([COPY, BASE, merged, lora], cmps[:-1]), 250, None, max_bits=4)
+    assert v["ship"] == "tuned gguf Q4_1 + LoRA" and not any(t.startswith("Closest") for t in v["text"])
+    assert any(t.startswith("Against its fp32 parent (tuned fp32)") for t in v["text"])
