@@ -34,6 +34,8 @@ PAIRS = [
     ("tuned gguf IQ4_NL imatrix" + NOW, "tuned fp32" + NOW, "CPU recipe now: IQ4_NL imatrix (shipped) vs its fp32"),
     ("tuned gguf Q4_1 + LoRA", "tuned fp32" + NOW, "CPU recipe now: embedded Q4_1 file + LoRA at run time vs fp32"),
     ("tuned gguf Q4_1 + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "CPU recipe now: Q4_1 + LoRA vs IQ4_NL imatrix"),
+    ("tuned gguf IQ4_NL imatrix + LoRA", "tuned fp32" + NOW, "CPU recipe now: base as IQ4_NL + LoRA vs fp32"),
+    ("tuned gguf IQ4_NL imatrix + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "IQ4_NL imatrix: LoRA apart vs merged in"),
 ]
 
 
