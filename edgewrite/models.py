@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,10 +109,18 @@ def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
 
     from edgewrite.tasks import stop_text
 
-    with staged_dir(out) as tmp:
+    with staged_dir(out) as tmp, tempfile.TemporaryDirectory() as alone:
+        # transformers reads tokenizer files that lie beside the GGUF (every edgewrite GGUF artifact has
+        # them) in place of the file's own tokenizer, and loses its special tokens and chat template: load
+        # from a folder that holds the GGUF alone
+        link = Path(alone) / gguf.name
         try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            link.symlink_to(gguf.resolve())
+        except OSError:
+            shutil.copy2(gguf, link)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(alone, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(alone, gguf_file=gguf.name, dtype=torch.float32)
         except Exception as e:  # transformers raises many types for a bad GGUF
             raise EdgewriteError(f"could not read {gguf} as a GGUF model: {e}") from e
         # transformers keeps the GGUF quantizer on the (fully dequantized) model and then refuses to
@@ -140,6 +150,8 @@ def stop_generation_config(tokenizer: Any, stop: str) -> Any:
     """Greedy generation that ends at the chat template's end-of-turn token, not only at EOS."""
     from transformers import GenerationConfig
 
+    if not stop:
+        raise EdgewriteError("the tokenizer has no end-of-turn or EOS token, so generation cannot stop; fix it")
     stop_id = tokenizer.convert_tokens_to_ids(stop)
     if stop_id is None or stop_id == tokenizer.unk_token_id:
         raise EdgewriteError(f"the stop token {stop!r} is not in the tokenizer")

@@ -24,6 +24,21 @@ def test_default_model_is_dequantized_once_with_template_and_stop(default_model_
     assert (default_model_dir / "model.safetensors").stat().st_mtime == before
 
 
+def test_a_gguf_file_inside_an_edgewrite_artifact_resolves_with_its_own_tokenizer(default_gguf: Path) -> None:
+    """An exported GGUF lies beside the tokenizer files the artifact carries; transformers would read those
+    instead of the file's own tokenizer and lose its special tokens. The file's own tokenizer, template and
+    stop token are the ones kept."""
+    from transformers import AutoTokenizer
+
+    gguf = next(default_gguf.glob("*.gguf"))
+    info = resolve_model(str(gguf))
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert manifest["kind"] == "base" and manifest["stop_token"] == "<|im_end|>"
+    assert manifest["source"]["gguf"] == str(gguf)
+    tok = AutoTokenizer.from_pretrained(info.path)
+    assert "<|im_start|>" in tok.chat_template and tok.eos_token == "<|im_end|>"
+
+
 def test_local_folder_of_a_non_llama_model_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
     with pytest.raises(EdgewriteError, match="'gpt2' model; edgewrite supports LLaMA-family"):
