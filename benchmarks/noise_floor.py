@@ -141,7 +141,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     if args.render_only:
-        doc = json.loads((args.out / "noise_floor.json").read_text())
+        saved = args.out / "noise_floor.json"
+        if not saved.is_file():
+            print(f"error: {saved} does not exist; run the benchmark first (without --render-only)", file=sys.stderr)
+            sys.exit(2)
+        doc = json.loads(saved.read_text())
     else:
         if not args.artifacts:
             print("error: give one or more artifact folders", file=sys.stderr)

@@ -85,8 +85,8 @@ def lora_source(model: str) -> dict[str, Any]:
             adapter_dir = Path(parent["path"])
         else:
             raise EdgewriteError(
-                f"--runtime-lora needs a LoRA adapter: {model} is a '{found.get('kind')}' artifact not merged from "
-                "one (still on disk); give the tune folder, or leave out --runtime-lora"
+                f"--runtime-lora needs a LoRA adapter: {model} is a '{found.get('kind')}' artifact, not a merge "
+                "of an adapter that is still on disk; give the tune folder, or leave out --runtime-lora"
             )
     else:
         raise EdgewriteError(
@@ -101,12 +101,11 @@ def lora_source(model: str) -> dict[str, Any]:
     base_gguf = source if source.suffix == ".gguf" and source.is_file() else None
     gguf_type = gguf.main_type(base_gguf) if base_gguf else None
 
-    def out_dir(fmt: str, label: str) -> Path:
-        if adapter_dir.resolve().is_relative_to(SHIPPED_DIR.resolve()):  # the package's own folder: not there
-            name = f"{adapter_dir.name}-{adapter['fingerprint'][:8]}-{fmt}-{label.lower()}"
-            return edgewrite_home() / "models" / name
-        return default_out(adapter_dir, fmt, label)
-
+    # exports go beside the adapter, except for the one shipped inside the package: into the cache, named
+    # like its merge (writing-<fingerprint>)
+    out_like = adapter_dir
+    if adapter_dir.resolve().is_relative_to(SHIPPED_DIR.resolve()):
+        out_like = edgewrite_home() / "models" / f"{adapter_dir.name}-{adapter['fingerprint'][:8]}"
     return {
         "adapter_dir": adapter_dir,
         "adapter": adapter,
@@ -114,7 +113,7 @@ def lora_source(model: str) -> dict[str, Any]:
         "base_gguf": base_gguf,
         "gguf_type": gguf_type,
         "bits": gguf.bits_of_type(gguf_type) if gguf_type else None,
-        "out_dir": out_dir,
+        "out_like": out_like,
     }
 
 
@@ -204,7 +203,7 @@ def quantize(
         settings = {"precision": label, "execution_provider": device}
     if fmt == "gguf":
         backend._ftype(settings["type"])  # an unknown llama.cpp type is refused before anything is written
-    out = out or (lora["out_dir"](fmt, label) if lora else default_out(model_dir, fmt, label))
+    out = out or default_out(lora["out_like"] if lora else model_dir, fmt, label)
     fp = fingerprint({"parent": parent.get("fingerprint"), "format": fmt, **settings})
     if existing_matches(out, fp, force):
         return out, json.loads((out / "manifest.json").read_text())

@@ -106,6 +106,13 @@ def converter_dir() -> Path:
     return target
 
 
+def _converter_env(conv: Path) -> dict[str, str]:
+    """The converters run with the gguf-py that came with them, not whatever gguf package is installed."""
+    env = {**os.environ, "PYTHONPATH": str(conv / "gguf-py")}
+    env.pop("NO_LOCAL_GGUF", None)
+    return env
+
+
 def _run(cmd: list[str], what: str, env: dict | None = None) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     log = done.stdout + done.stderr
@@ -129,8 +136,7 @@ def export(
     ftype = _ftype(gguf_type)
     conv = converter_dir()
     target = out / f"model-{gguf_type.lower()}.gguf"
-    env = {**os.environ, "PYTHONPATH": str(conv / "gguf-py")}
-    env.pop("NO_LOCAL_GGUF", None)
+    env = _converter_env(conv)
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         f16 = target if gguf_type == "F16" else Path(scratch) / "model-f16.gguf"
         _run(
@@ -204,8 +210,6 @@ def export_with_lora(
     else:
         details = export(base_dir, out, gguf_type, imatrix=imatrix, overrides=overrides)
     conv = converter_dir()
-    env = {**os.environ, "PYTHONPATH": str(conv / "gguf-py")}
-    env.pop("NO_LOCAL_GGUF", None)
     lora = out / "lora-f16.gguf"
     _run(
         [
@@ -220,7 +224,7 @@ def export_with_lora(
             str(adapter_dir),
         ],
         "llama.cpp convert_lora_to_gguf.py",
-        env,
+        _converter_env(conv),
     )
     details["lora_file"] = lora.name
     details["lora_tensors"] = sum(tensor_types(lora).values())

@@ -226,10 +226,17 @@ def test_runtime_lora_on_a_base_that_is_not_a_gguf_quantizes_the_base_and_keeps_
     details = manifest["details"]
     assert manifest["settings"] == {"type": "Q8_0", "runtime_lora": True} and "base_as_is" not in details
     assert details["tensor_types"].get("Q8_0") and details["lora_tensors"] == 2 * 3 * 2  # A, B x 3 modules x 2 layers
+    from edgewrite.runtimes.llamacpp import LlamaCppRuntime
+
+    def cos(a, b) -> float:
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
     hf = HFRuntime(merged, batch_size=1)
     rt, _ = load_runtime(path, threads=2)
+    bare = LlamaCppRuntime(path, details["gguf_file"], manifest["stop_token"], threads=2)  # the base alone
     for text in ("She go to school every days.", "Hello world"):
         ids = hf.tokenize(build_prompt(hf.tokenizer, "Fix grammar", text))
-        want, got = hf.next_token_logits(ids), rt.next_token_logits(ids)
-        assert float(np.dot(want, got) / (np.linalg.norm(want) * np.linalg.norm(got))) > 0.999
+        want, got, without = hf.next_token_logits(ids), rt.next_token_logits(ids), bare.next_token_logits(ids)
+        assert cos(want, got) > 0.999 and cos(want, got) > cos(want, without), (cos(want, got), cos(want, without))
     rt.close()
+    bare.close()
