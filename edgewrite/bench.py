@@ -54,6 +54,8 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
         label, runtime = f"tuned gguf {d['type']}", "llamacpp"
         if d.get("imatrix"):
             label += " imatrix"
+        if d.get("rounding") == "autoround":
+            label += " AutoRound"
         if d.get("tensor_type_overrides"):
             label += f" ({', '.join(d['tensor_type_overrides'])})"
         if d.get("lora_file"):

@@ -192,9 +192,9 @@ def quantize(
     group_size: Annotated[
         int | None, typer.Option(help="GPTQ group size (default: largest of 128/64/32 that fits).")
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Calibration rows (GPTQ, --imatrix).")] = 256,
+    samples: Annotated[int, typer.Option(min=1, help="Calibration rows (GPTQ, --imatrix, --autoround).")] = 256,
     calibration: Annotated[
-        Path | None, typer.Option(help="GPTQ / --imatrix: an `edgewrite data` folder to calibrate on.")
+        Path | None, typer.Option(help="GPTQ / --imatrix / --autoround: an `edgewrite data` folder to calibrate on.")
     ] = None,
     imatrix: Annotated[
         bool,
@@ -227,6 +227,16 @@ def quantize(
             "16 bits, applied at run time. Takes a tune folder, 'writing', or a model merged from an adapter.",
         ),
     ] = False,
+    autoround: Annotated[
+        int,
+        typer.Option(
+            "--autoround",
+            min=0,
+            help="gguf: tune the rounding with AutoRound for this many steps per decoder block (200 is its "
+            "default) on the model's training rows, instead of llama.cpp's round-to-nearest; same file type. "
+            "0: off.",
+        ),
+    ] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
@@ -253,6 +263,7 @@ def quantize(
         imatrix=imatrix_file or imatrix,
         tensor_types=tensor_type,
         runtime_lora=runtime_lora,
+        autoround=autoround,
         log=lambda line: console.print(line, markup=False, highlight=False),
     )
     size = sum(f["bytes"] for f in manifest["files"].values())

@@ -137,8 +137,18 @@ def quantize(
     imatrix: bool | Path = False,
     tensor_types: list[str] | None = None,
     runtime_lora: bool = False,
+    autoround: int = 0,
     log=print,
 ) -> tuple[Path, dict[str, Any]]:
+    """``autoround``: steps per decoder block of AutoRound's tuned rounding (0: llama.cpp's own rounding)."""
+    if autoround:
+        if fmt != "gguf":
+            raise EdgewriteError("--autoround tunes the rounding of a GGUF export; it needs --format gguf")
+        if imatrix or tensor_types or runtime_lora:
+            raise EdgewriteError(
+                "--autoround replaces llama.cpp's rounding: it does not combine with --imatrix, --imatrix-file, "
+                "--tensor-type or --runtime-lora"
+            )
     if runtime_lora:
         if fmt != "gguf":
             raise EdgewriteError("--runtime-lora keeps the adapter apart for llama.cpp; it needs --format gguf")
@@ -190,6 +200,12 @@ def quantize(
         if lora:
             settings["runtime_lora"] = True
             label += "-lora"
+        if autoround:
+            from edgewrite.quantize.autoround import scheme_for
+
+            scheme_for(label)  # a type AutoRound cannot write is refused before anything is written
+            settings.update(rounding="autoround", autoround_iters=autoround, calibration_rows=samples)
+            label += "-ar"
     elif fmt == "gptq":
         from edgewrite.quantize import gptq as backend
 
@@ -209,21 +225,28 @@ def quantize(
         return out, json.loads((out / "manifest.json").read_text())
 
     compute = imatrix is True
-    imatrix_rows = _calibration_rows(parent, calibration, samples, what="--imatrix") if compute else []
+    calib_rows = []
+    if compute or autoround:
+        calib_rows = _calibration_rows(parent, calibration, samples, what="--autoround" if autoround else "--imatrix")
     with staged_dir(out) as tmp:
         if fmt == "gguf":
             matrix = tmp / "imatrix.npz" if imatrix else None
             if compute:
                 from edgewrite.quantize import imatrix as imx
 
-                texts = calibration_texts(imatrix_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
+                texts = calibration_texts(calib_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
                 values, tokens = imx.collect(model_dir, texts, tokenizer, log=log)
                 imx.save(values, matrix)
                 imatrix_info = {"file": matrix.name, "rows": len(texts), "tokens": tokens}
             elif matrix:
                 shutil.copy2(imatrix, matrix)
                 imatrix_info = {"file": matrix.name, "from": str(imatrix), "sha256": settings["imatrix_sha256"]}
-            if lora:
+            if autoround:
+                from edgewrite.quantize import autoround as tuned
+
+                texts = calibration_texts(calib_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
+                details = tuned.export(model_dir, tmp, settings["type"], texts, tokenizer, autoround, device, log)
+            elif lora:
                 details = backend.export_with_lora(
                     lora["adapter_dir"], model_dir, lora["base_gguf"], tmp, settings["type"], matrix, overrides
                 )
