@@ -210,6 +210,20 @@ class LlamaCppRuntime:
             self.llama_cpp.llama_memory_clear(self.ctx.memory, True)
         return out
 
+    def teacher_forced_logits(self, tokens: list[int], start: int) -> list[Any]:
+        """The logits after each of ``tokens[start:-1]`` (each predicting the next token), one fresh
+        evaluation of the whole sequence: what the model would choose at each step of a given answer."""
+        with self.lock:
+            self.llama_cpp.llama_memory_clear(self.ctx.memory, True)
+            self._cached = []
+            out = []
+            items = [(t, i, 0, i >= start) for i, t in enumerate(tokens[:-1])]
+            for first in range(0, len(items), self.n_batch):  # a view is overwritten by the next chunk: copy
+                rows = self._decode(items[first : first + self.n_batch])
+                out += [rows[i].copy() for i in sorted(rows)]
+            self.llama_cpp.llama_memory_clear(self.ctx.memory, True)
+        return out
+
     # ------------------------------------------------------------------ one request
     def _steps(self, prompt: list[int], limit: int, source: list[int] | None) -> Iterator[tuple[list[int], float]]:
         """Yield (new tokens, time) as they are accepted; return the finish reason. Sequence 0, with the

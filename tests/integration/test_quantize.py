@@ -240,3 +240,64 @@ def test_runtime_lora_on_a_base_that_is_not_a_gguf_quantizes_the_base_and_keeps_
         assert cos(want, got) > 0.999 and cos(want, got) > cos(want, without), (cos(want, got), cos(want, without))
     rt.close()
     bare.close()
+
+
+def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dict, tiny_model_dir: Path) -> None:
+    """--autoround: AutoRound learns each block's rounding on training rows and writes a GGUF of the asked
+    type; llama.cpp loads it as any Q4_0 file, its logits follow the fp32 model's, and its weights are not
+    the round-to-nearest ones llama.cpp's quantizer writes."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    from edgewrite.runtimes.hf import HFRuntime
+
+    data = artifacts["gptq-4bit"].parent / "data"
+    root = artifacts["gguf-q4"].parent
+    lines: list[str] = []
+    path, manifest = quantize(
+        str(tiny_model_dir),
+        "gguf",
+        4,
+        out=root / "q40-ar",
+        gguf_type="Q4_0",
+        autoround=5,
+        calibration=data,
+        samples=16,
+        log=lines.append,
+    )
+    assert manifest["settings"] == {
+        "type": "Q4_0",
+        "rounding": "autoround",
+        "autoround_iters": 5,
+        "calibration_rows": 16,
+    }
+    details = manifest["details"]
+    assert details["autoround"]["windows"] >= 1 and details["autoround"]["iters"] == 5
+    assert details["tensor_types"]["Q4_0"] == 2 * 7  # every linear layer of both blocks
+    assert [line for line in lines if "block" in line][-1].startswith("autoround: block 2/2 tuned")
+    assert sorted(p.name for p in path.iterdir() if p.suffix == ".gguf") == ["model-q4_0.gguf"]
+    plain, _ = quantize(str(tiny_model_dir), "gguf", 4, out=root / "q40-rtn", gguf_type="Q4_0")
+
+    def weights(folder: Path) -> dict:
+        reader = GGUFReader(str(next(folder.glob("*.gguf"))))
+        return {t.name: bytes(t.data) for t in reader.tensors if t.name.startswith("blk.")}
+
+    tuned, rtn = weights(path), weights(plain)
+    assert tuned.keys() == rtn.keys() and sum(tuned[k] != rtn[k] for k in tuned if "attn_q" in k) == 2
+
+    def cos(a, b) -> float:
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    hf = HFRuntime(tiny_model_dir, batch_size=1)
+    rt, _ = load_runtime(path, threads=2)
+    ids = hf.tokenize(build_prompt(hf.tokenizer, "Fix grammar", PROMPT_TEXT))
+    assert cos(hf.next_token_logits(ids), rt.next_token_logits(ids)) > 0.98
+    # teacher forcing (benchmarks/rounding.py): one pass gives the logits after every answer token
+    seq = ids + [11, 12, 13]
+    rows = rt.teacher_forced_logits(seq, len(ids) - 1)
+    assert len(rows) == 3  # after ids[-1], after 11, after 12
+    np.testing.assert_allclose(rows[0], rt.next_token_logits(ids), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(rows[-1], rt.next_token_logits(seq[:-1]), rtol=1e-3, atol=1e-3)
+    (gen,) = rt.generate([build_prompt(rt.tokenizer, "Fix grammar", PROMPT_TEXT)], max_new_tokens=4)
+    assert gen.new_tokens >= 1
+    rt.close()

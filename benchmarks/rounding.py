@@ -1,0 +1,211 @@
+"""How each way of rounding the merged model to 4 bits keeps its fp32 parent's answers, and what it costs
+per edit, side by side in one run.
+
+- Agreement: the fp32 parent's own greedy answers on dev rows (from the bench's row file of that cell),
+  fed to each GGUF export token by token (teacher forcing): the share of answer tokens where the export's
+  top choice is the parent's token, the share of answers it would reproduce whole, and the mean negative
+  log-likelihood of the parent's tokens. One pass per row, no sampling noise, so rounding methods can be
+  told apart on rows that the bench's task scores (41-754 rows a task, greedy near-ties) cannot.
+- Speed: one-sentence edits of the same rows, one at a time, through the same editor as `assist`; the
+  artifacts take turns row by row, over several rounds, in one process, so machine noise hits all of them
+  alike. Reported as p50 per artifact and as the ratio to the first artifact.
+
+    R=runs/writing-cpu-next
+    python benchmarks/rounding.py $R/gguf-iq4_nl-imat $R/gguf-q4_0 $R/gguf-q4_0-imat $R/gguf-q4_0-ar $R/gguf-q8_0 \
+        --parent-rows benchmarks/results/bench/rows/tuned_fp32__writing-cpu-next__cpu.jsonl   # ~10 min on 2 cores
+
+Writes benchmarks/results/rounding.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
+from edgewrite.bench import _cpu_name, _pct  # noqa: E402
+from edgewrite.errors import EdgewriteError  # noqa: E402
+
+
+def sample_rows(path: Path, per_task: int) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    random.Random(7).shuffle(rows)
+    picked: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        task = r["set"].split("/")[0]
+        if len(picked[task]) < per_task:
+            picked[task].append({**r, "task": task})
+    return [r for task in sorted(picked) for r in picked[task]]
+
+
+def describe(path: Path, manifest: dict) -> str:
+    from edgewrite.bench import describe as bench_describe
+
+    return bench_describe(path, manifest)["label"].removeprefix("tuned gguf ")
+
+
+def agreement(runtime, manifest: dict, rows: list[dict]) -> dict:  # noqa: ANN001
+    """Teacher-forced: the export's argmax against the parent's answer tokens (and its end-of-turn)."""
+    from edgewrite.tasks import TASKS, build_prompt
+
+    tokens, same, whole, nll = defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(list)
+    stop, style = manifest["stop_token"], manifest.get("prompt_style", "chat")
+    for r in rows:
+        instruction = TASKS[r["task"]].default_instruction
+        prompt = runtime.tokenize(build_prompt(runtime.tokenizer, instruction, r["source"], style))
+        answer = runtime.tokenize(r["raw_output"] + stop)
+        seq = prompt + answer
+        logits = runtime.teacher_forced_logits(seq, len(prompt) - 1)
+        hits = 0
+        for j, target in enumerate(answer):
+            row = np.asarray(logits[j], dtype=np.float64)
+            hits += int(row.argmax() == target)
+            top = row.max()
+            nll[r["task"]].append(float(top + np.log(np.exp(row - top).sum()) - row[target]))
+        tokens[r["task"]] += len(answer)
+        same[r["task"]] += hits
+        whole[r["task"]] += hits == len(answer)
+    counts = defaultdict(int)
+    for r in rows:
+        counts[r["task"]] += 1
+    per_task = {
+        t: {
+            "token_agreement": round(same[t] / tokens[t], 4),
+            "answers_kept": round(whole[t] / counts[t], 3),
+            "nll": round(statistics.mean(nll[t]), 4),
+        }
+        for t in sorted(counts)
+    }
+    return {
+        "token_agreement": round(sum(same.values()) / sum(tokens.values()), 4),
+        "answers_kept": round(sum(whole.values()) / len(rows), 3),
+        "nll": round(statistics.mean([x for v in nll.values() for x in v]), 4),
+        "answer_tokens": sum(tokens.values()),
+        "tasks": per_task,
+    }
+
+
+def latencies(editors: dict, rows: list[dict], rounds: int) -> dict[str, list[float]]:
+    """Edit p50 inputs: every row, one at a time, the artifacts taking turns row by row (order rotated)."""
+    out: dict[str, list[float]] = {name: [] for name in editors}
+    names = list(editors)
+    for k in range(rounds):
+        for i, r in enumerate(rows):
+            shift = (i + k) % len(names)
+            for name in names[shift:] + names[:shift]:
+                t0 = time.perf_counter()
+                editors[name].edit(r["task"], [r["source"]])
+                out[name].append((time.perf_counter() - t0) * 1000)
+        print(f"speed: round {k + 1}/{rounds} done", flush=True)
+    return out
+
+
+def main() -> None:
+    from edgewrite.edit import ModelEditor
+    from edgewrite.runtimes import load_runtime
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("artifacts", nargs="+", help="GGUF export folders; the first is the speed reference")
+    ap.add_argument("--parent-rows", required=True, help="the bench's row file of the fp32 parent's cell")
+    ap.add_argument("--rows-per-task", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default="benchmarks/results")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)  # before the work, so a bad --out fails at once
+    parent_rows = Path(a.parent_rows)
+    if not parent_rows.is_file():
+        raise EdgewriteError(f"{parent_rows} does not exist; give the bench's rows/<cell>.jsonl of the fp32 parent")
+    manifests = {x: read_manifest(Path(x)) for x in a.artifacts}
+    for x, m in manifests.items():
+        if m.get("format") != "gguf":
+            raise EdgewriteError(f"{x} is not a GGUF export; this benchmark compares llama.cpp roundings")
+    rows = sample_rows(parent_rows, a.rows_per_task)
+    runtimes = {x: load_runtime(Path(x), threads=2, batch_size=1)[0] for x in a.artifacts}
+    results = []
+    for x, rt in runtimes.items():
+        agree = agreement(rt, manifests[x], rows)
+        kept = f"token agreement {agree['token_agreement']:.4f}, answers kept {agree['answers_kept']:.3f}"
+        print(f"{x}: {kept}", flush=True)
+        results.append({"artifact": x, "label": describe(Path(x), manifests[x]), "agreement": agree})
+    editors = {x: ModelEditor(rt, manifests[x].get("prompt_style", "chat")) for x, rt in runtimes.items()}
+    lat = latencies(editors, rows, a.rounds)
+    ref = statistics.mean(lat[a.artifacts[0]])
+    for r in results:
+        values = lat[r["artifact"]]
+        r["edit_ms"] = {
+            "p50": round(_pct(values, 0.5), 1),
+            "p95": round(_pct(values, 0.95), 1),
+            "mean": round(statistics.mean(values), 1),
+            "mean_vs_first": round(statistics.mean(values) / ref, 3),
+        }
+    for rt in runtimes.values():
+        rt.close()
+    doc = {
+        "benchmark": "rounding",
+        "command": "python " + " ".join(sys.argv),
+        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "parent_rows": str(parent_rows),
+        "rows": len(rows),
+        "rounds": a.rounds,
+        "results": results,
+    }
+    write_text_atomic(out / "rounding.json", json.dumps(doc, indent=2) + "\n")
+    md = render(doc)
+    write_text_atomic(out / "rounding.md", md)
+    print(md)
+
+
+def render(doc: dict) -> str:
+    results = doc["results"]
+    tasks = sorted(results[0]["agreement"]["tasks"])
+    md = [
+        "# Rounding to 4 bits: agreement with the fp32 parent, and edit speed side by side"
+        f" ({doc['conditions']['cpu']}, 2 threads)",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        "| export | answer tokens agreeing | answers kept whole | NLL of parent's tokens | "
+        + " | ".join(tasks)
+        + " | edit p50 / p95 ms | mean edit vs first |",
+        "|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+    ]
+    for r in results:
+        g, e = r["agreement"], r["edit_ms"]
+        md.append(
+            f"| {r['label']} | {g['token_agreement']:.2%} | {g['answers_kept']:.0%} | {g['nll']:.3f} | "
+            + " | ".join(f"{g['tasks'][t]['token_agreement']:.1%}" for t in tasks)
+            + f" | {e['p50']:.0f} / {e['p95']:.0f} | {e['mean_vs_first']:.2f}x |"
+        )
+    first = results[0]["label"]
+    md += [
+        "",
+        f"{doc['rows']} dev rows ({doc['rows'] // len(tasks)} per task, seeded), the fp32 parent's greedy answers"
+        f" from `{doc['parent_rows']}`. *Answer tokens agreeing*: teacher-forced, the export's top token is the"
+        " parent's (per task in the task columns); *answers kept whole*: every token of the answer agrees, so"
+        " greedy decoding would reproduce it. Speed: the same rows edited one at a time through the `assist`"
+        f" editor, the exports taking turns row by row, {doc['rounds']} rounds; *mean edit vs first*: against"
+        f" {first}. Absolute times run above the bench's: the exports take turns, so none stays in the CPU's"
+        " caches; the ratio is the figure to read.",
+        "",
+    ]
+    return "\n".join(md)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except EdgewriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
