@@ -21,14 +21,16 @@
 # EXTRA: further artifacts benched after these (labels get their run folder's name). The committed run
 # benched the previous CPU recipe's model (RUN, made by `git show ade5d06:recipes/writing-smollm2-135m-cpu.yaml`)
 # and then the current recipe's, which ships:
-#   RUN=runs/writing-smollm2-135m-cpu EXTRA="runs/writing-cpu-next/merged runs/writing-cpu-next/gguf-iq4_nl-imat \
-#     runs/writing-cpu-next/gguf-q4_1-lora runs/writing-cpu-next/gguf-iq4_nl-imat-lora" LIMIT= bash benchmarks/cpu_bench.sh
+#   N=runs/writing-cpu-next; RUN=runs/writing-smollm2-135m-cpu EXTRA="$N/merged $N/gguf-iq4_nl-imat $N/gguf-q4_1-lora \
+#     $N/gguf-iq4_nl-imat-lora $N/gguf-q4_0 $N/gguf-q4_0-imat $N/gguf-q4_0-ar" LIMIT= bash benchmarks/cpu_bench.sh
 # (`edgewrite run recipes/writing-smollm2-135m-cpu.yaml --set name=writing-cpu-next`,
 # `edgewrite quantize runs/writing-cpu-next/merged -f gguf --type IQ4_NL --imatrix`,
-# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora` and
-# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --imatrix-file edgewrite/shipped/writing/imatrix.npz`
-# make those four; the last two (the embedded Q4_1 file as is, or the base re-rounded to IQ4_NL, plus the
-# adapter applied at run time) took 7 and 4 min of cells.)
+# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora`,
+# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --imatrix-file edgewrite/shipped/writing/imatrix.npz`,
+# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0` (also with `--imatrix`) and
+# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0 --autoround 200` (13 min on 2 cores)
+# make those; the two --runtime-lora ones (the embedded Q4_1 file as is, or the base re-rounded to IQ4_NL, plus
+# the adapter applied at run time) took 7 and 4 min of cells, the three Q4_0 ones about 3.5 min each.)
 # Measured on 2 cores (AMD EPYC): LIMIT=100 with GPTQ=0, ~22 min of bench; LIMIT= (every dev row, the
 # committed run) with all ten systems, 65 min of cells (the untuned fp32 model alone 18, IQ4_NL 4) plus ~4 min of
 # GPTQ quantization.

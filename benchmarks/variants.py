@@ -1,7 +1,8 @@
 """Paired differences between chosen pairs of benched systems, from the bench's own bootstrap
 comparisons: what an importance matrix does to each 4-bit GGUF type, what the quickstart recipe
 buys against the untuned model and against the CPU recipe, what the current CPU recipe changed, and what
-keeping its adapter apart (the embedded Q4_1 file as is, the LoRA applied at run time) keeps.
+keeping its adapter apart (the embedded Q4_1 file as is, the LoRA applied at run time) keeps, and what
+AutoRound's tuned rounding keeps against llama.cpp's nearest rounding.
 
     python benchmarks/variants.py [benchmarks/results/bench]
 
@@ -36,6 +37,12 @@ PAIRS = [
     ("tuned gguf Q4_1 + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "CPU recipe now: Q4_1 + LoRA vs IQ4_NL imatrix"),
     ("tuned gguf IQ4_NL imatrix + LoRA", "tuned fp32" + NOW, "CPU recipe now: base as IQ4_NL + LoRA vs fp32"),
     ("tuned gguf IQ4_NL imatrix + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "IQ4_NL imatrix: LoRA apart vs merged in"),
+    ("tuned gguf Q4_0 AutoRound", "tuned fp32" + NOW, "CPU recipe now: Q4_0, rounding tuned by AutoRound, vs fp32"),
+    ("tuned gguf Q4_0" + NOW, "tuned fp32" + NOW, "CPU recipe now: Q4_0, nearest rounding, vs fp32"),
+    ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_0" + NOW, "Q4_0: AutoRound vs nearest rounding"),
+    ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_0 imatrix" + NOW, "Q4_0: AutoRound vs importance matrix"),
+    ("tuned gguf Q4_0 AutoRound", "tuned gguf IQ4_NL imatrix" + NOW, "AutoRound Q4_0 vs IQ4_NL imatrix (shipped)"),
+    ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_1 + LoRA", "AutoRound Q4_0 vs Q4_1 + LoRA at run time"),
 ]
 
 
