@@ -116,7 +116,7 @@ def export(
 
     chunks = windows(texts, tokenizer)
     log(f"autoround: {gguf_type}, {iters} steps per block, {len(chunks)} windows of {SEQLEN} tokens")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     scratch = out / "autoround"
     # on the handlers: records of AutoRound's child loggers (its GGUF writer) reach them too
     handlers = logging.getLogger("autoround").handlers
