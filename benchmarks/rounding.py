@@ -11,8 +11,13 @@ per edit, side by side in one run.
   alike. Reported as p50 per artifact and as the ratio to the first artifact.
 
     R=runs/writing-cpu-next
-    python benchmarks/rounding.py $R/gguf-iq4_nl-imat $R/gguf-q4_0 $R/gguf-q4_0-imat $R/gguf-q4_0-ar $R/gguf-q8_0 \
-        --parent-rows benchmarks/results/bench/rows/tuned_fp32__writing-cpu-next__cpu.jsonl   # ~10 min on 2 cores
+    python benchmarks/rounding.py $R/gguf-iq4_nl-imat $R/gguf-q4_0 $R/gguf-q4_0-imat $R/gguf-q4_0-ar50 \
+        $R/gguf-q4_0-ar $R/gguf-q4_1-ar $R/gguf-q8_0 --rounds 2 \
+        --parent-rows benchmarks/results/bench/rows/tuned_fp32__writing-cpu-next__cpu.jsonl   # ~13 min on 2 cores
+
+The exports: `edgewrite quantize $R/merged` with `--type IQ4_NL --imatrix`, `--type Q4_0` (also with
+`--imatrix`), `--type Q4_0 --autoround 50 --out $R/gguf-q4_0-ar50` (4 min), `--type Q4_0 --autoround 200`
+(13 min), `--type Q4_1 --autoround 200` and `--type Q8_0`.
 
 Writes benchmarks/results/rounding.{json,md}.
 """
@@ -52,7 +57,9 @@ def sample_rows(path: Path, per_task: int) -> list[dict]:
 def describe(path: Path, manifest: dict) -> str:
     from edgewrite.bench import describe as bench_describe
 
-    return bench_describe(path, manifest)["label"].removeprefix("tuned gguf ")
+    label = bench_describe(path, manifest)["label"].removeprefix("tuned gguf ")
+    steps = manifest.get("settings", {}).get("autoround_iters")
+    return f"{label} ({steps} steps)" if steps else label
 
 
 def agreement(runtime, manifest: dict, rows: list[dict]) -> dict:  # noqa: ANN001
