@@ -225,16 +225,16 @@ def quantize(
         return out, json.loads((out / "manifest.json").read_text())
 
     compute = imatrix is True
-    calib_rows = []
+    texts: list[str] = []  # calibration text (training rows as tuned on) for --imatrix and --autoround
     if compute or autoround:
-        calib_rows = _calibration_rows(parent, calibration, samples, what="--autoround" if autoround else "--imatrix")
+        rows = _calibration_rows(parent, calibration, samples, what="--autoround" if autoround else "--imatrix")
+        texts = calibration_texts(rows, tokenizer, parent.get("prompt_style", "chat"), stop)
     with staged_dir(out) as tmp:
         if fmt == "gguf":
             matrix = tmp / "imatrix.npz" if imatrix else None
             if compute:
                 from edgewrite.quantize import imatrix as imx
 
-                texts = calibration_texts(calib_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
                 values, tokens = imx.collect(model_dir, texts, tokenizer, log=log)
                 imx.save(values, matrix)
                 imatrix_info = {"file": matrix.name, "rows": len(texts), "tokens": tokens}
@@ -244,7 +244,6 @@ def quantize(
             if autoround:
                 from edgewrite.quantize import autoround as tuned
 
-                texts = calibration_texts(calib_rows, tokenizer, parent.get("prompt_style", "chat"), stop)
                 details = tuned.export(model_dir, tmp, settings["type"], texts, tokenizer, autoround, device, log)
             elif lora:
                 details = backend.export_with_lora(

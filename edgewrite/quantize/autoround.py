@@ -163,6 +163,5 @@ def export(
             "calibration_rows": len(texts),
             "seconds": round(time.perf_counter() - started, 1),
         },
-        "fallback_tensors": 0,
-        "tensor_types": tensor_types(target),
+        "tensor_types": tensor_types(target),  # AutoRound moves rows its type cannot hold to another type itself
     }
