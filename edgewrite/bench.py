@@ -383,8 +383,11 @@ def bench(
     systems: tuple[str, ...] = ("harper",),
     headline_only: bool = False,
     pre_on: list[str] | None = None,
+    train_data: list[Path] | None = None,
 ) -> dict[str, Any]:
-    from edgewrite.evaluate import gather
+    """``train_data``: `edgewrite data` folders whose training rows are excluded too, for models whose
+    manifest does not say where their data is (the shipped adapter carries only its data's fingerprint)."""
+    from edgewrite.evaluate import gather, training_keys
     from edgewrite.progress import Progress
 
     for d in devices:
@@ -401,6 +404,11 @@ def bench(
     if pre_on and not pre:
         raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
+    for folder in train_data or []:
+        keys, dev_fraction = training_keys({"data": {"path": str(folder)}})
+        if not keys:
+            raise EdgewriteError(f"--train-data {folder} has no train.jsonl; give a folder written by `edgewrite data`")
+        exclude |= keys
     _prepare_out(out)  # after the artifacts are read: a wrong path leaves no empty --out folder behind
     # Every artifact is scored on the same rows: none that any of them was trained on.
     sets = gather(data_dir, tasks, split, limit, exclude, dev_fraction, headline_only=headline_only)

@@ -237,6 +237,14 @@ def quantize(
             "0: off.",
         ),
     ] = 0,
+    rounding: Annotated[
+        Path | None,
+        typer.Option(
+            "--rounding",
+            help="gguf: apply a tuned rounding kept as data (the rounding.npz an --autoround Q4_0 export of the "
+            "same model wrote, or the one shipped with 'writing'): the same file without AutoRound or training rows.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
@@ -264,6 +272,7 @@ def quantize(
         tensor_types=tensor_type,
         runtime_lora=runtime_lora,
         autoround=autoround,
+        rounding=rounding,
         log=lambda line: console.print(line, markup=False, highlight=False),
     )
     size = sum(f["bytes"] for f in manifest["files"].values())
@@ -590,6 +599,14 @@ def bench(
         bool, typer.Option("--headline-only", help="Only the set that gives each task's headline number.")
     ] = False,
     data_dir: DataDir = Path("../shared/data"),
+    train_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--train-data",
+            help="An `edgewrite data` folder whose training rows are not scored either (repeatable): for models "
+            "whose manifest does not say where their data is, like the shipped 'writing' adapter.",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Bench folder (finished cells are kept and skipped on re-run).")] = Path(
         "benchmarks/results/bench"
     ),
@@ -620,6 +637,7 @@ def bench(
         pre=pre,
         headline_only=headline_only,
         pre_on=[a.strip() for a in pre_on.split(",") if a.strip()] if pre_on else None,
+        train_data=train_data,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

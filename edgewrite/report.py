@@ -193,10 +193,10 @@ def _pick(
 
 
 def _extras(c: dict) -> int:
-    """What a system needs beyond its plain export: an importance matrix (a calibration file that has to
-    ship with it), per-tensor type overrides. Among tied systems the plainer one wins."""
+    """What a system needs beyond its plain export: an importance matrix or a tuned rounding (a file that has
+    to ship with it), per-tensor type overrides. Among tied systems the plainer one wins."""
     label = c.get("label", "")
-    return (" imatrix" in label) + (" (" in label and "=" in label)
+    return (" imatrix" in label) + (" AutoRound" in label) + (" (" in label and "=" in label)
 
 
 def _ci(c: dict) -> str:

@@ -138,9 +138,28 @@ def quantize(
     tensor_types: list[str] | None = None,
     runtime_lora: bool = False,
     autoround: int = 0,
+    rounding: Path | None = None,
     log=print,
 ) -> tuple[Path, dict[str, Any]]:
-    """``autoround``: steps per decoder block of AutoRound's tuned rounding (0: llama.cpp's own rounding)."""
+    """``autoround``: steps per decoder block of AutoRound's tuned rounding (0: llama.cpp's own rounding).
+    ``rounding``: a rounding file an earlier ``autoround`` export of this same model wrote, applied without
+    AutoRound or calibration rows."""
+    rounding_meta: dict[str, Any] = {}
+    if rounding is not None:
+        if fmt != "gguf" or autoround or imatrix or tensor_types or runtime_lora:
+            raise EdgewriteError(
+                "--rounding applies a tuned rounding to a GGUF export on its own: it needs --format gguf and does "
+                "not combine with --autoround, --imatrix, --imatrix-file, --tensor-type or --runtime-lora"
+            )
+        from edgewrite.quantize.rounding import read_meta
+
+        rounding_meta = read_meta(rounding)
+        if gguf_type is not None and gguf_type.upper() != rounding_meta["type"]:
+            raise EdgewriteError(
+                f"{rounding} is a {rounding_meta['type']} rounding; leave out --type, "
+                f"or give --type {rounding_meta['type']}"
+            )
+        gguf_type = rounding_meta["type"]
     if autoround:
         if fmt != "gguf":
             raise EdgewriteError("--autoround tunes the rounding of a GGUF export; it needs --format gguf")
@@ -177,6 +196,11 @@ def quantize(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     stop = parent.get("stop_token") or tokenizer.eos_token
     stop_id = tokenizer.convert_tokens_to_ids(stop)
+    if rounding_meta and rounding_meta.get("model_fingerprint") != parent.get("fingerprint"):
+        raise EdgewriteError(
+            f"{rounding} was tuned for another model (fingerprint {rounding_meta.get('model_fingerprint')}, "
+            f"{model} is {parent.get('fingerprint')}); apply it to the model it was made from"
+        )
 
     if fmt == "gguf":
         from edgewrite.quantize import gguf as backend
@@ -205,6 +229,9 @@ def quantize(
 
             scheme_for(label)  # a type AutoRound cannot write is refused before anything is written
             settings.update(rounding="autoround", autoround_iters=autoround, calibration_rows=samples)
+            label += "-ar"
+        if rounding_meta:
+            settings.update(rounding="autoround", rounding_sha256=sha256_file(rounding))
             label += "-ar"
     elif fmt == "gptq":
         from edgewrite.quantize import gptq as backend
@@ -244,7 +271,19 @@ def quantize(
             if autoround:
                 from edgewrite.quantize import autoround as tuned
 
-                details = tuned.export(model_dir, tmp, settings["type"], texts, tokenizer, autoround, device, log)
+                details = tuned.export(
+                    model_dir,
+                    tmp,
+                    settings["type"],
+                    texts,
+                    tokenizer,
+                    autoround,
+                    device,
+                    log,
+                    parent.get("fingerprint"),
+                )
+            elif rounding is not None:
+                details = backend.export_rounded(model_dir, tmp, rounding, log)
             elif lora:
                 details = backend.export_with_lora(
                     lora["adapter_dir"], model_dir, lora["base_gguf"], tmp, settings["type"], matrix, overrides

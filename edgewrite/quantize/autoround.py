@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.errors import EdgewriteError
+from edgewrite.quantize import rounding
 
 # llama.cpp type -> AutoRound's GGUF scheme (AutoRound 0.16 writes these; IQ types are not among them)
 SCHEMES = {
@@ -106,8 +107,11 @@ def export(
     iters: int,
     device: str = "cpu",
     log=print,
+    model_fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """Tune the rounding of ``model_dir`` on ``texts`` and write ``out/model-<type>.gguf``."""
+    """Tune the rounding of ``model_dir`` on ``texts`` and write ``out/model-<type>.gguf``; for Q4_0 also
+    ``out/rounding.npz``, the rounding as data (:mod:`edgewrite.quantize.rounding`), which ``quantize
+    --rounding`` applies to the same model without AutoRound, training rows or tuning time."""
     gguf_type = gguf_type.upper()
     scheme = scheme_for(gguf_type)
     auto_round = _import_autoround()
@@ -150,7 +154,22 @@ def export(
     shutil.rmtree(scratch)
     from edgewrite.quantize.gguf import tensor_types
 
-    return {
+    details: dict[str, Any] = {}
+    if gguf_type in rounding.TUNED_TYPES:
+        import tempfile
+
+        from edgewrite.quantize.gguf import convert_f16
+
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            f16 = Path(tmp) / "model-f16.gguf"
+            convert_f16(model_dir, f16)
+            details["rounding_file"] = rounding.build(target, f16, out / rounding.FILE_NAME, model_fingerprint)
+        log(
+            f"autoround: rounding kept as data in {rounding.FILE_NAME} "
+            f"({details['rounding_file']['bytes'] / 1e6:.1f} MB; "
+            f"{details['rounding_file']['weights_off_nearest']:.1%} of weights off nearest rounding)"
+        )
+    return details | {
         "gguf_file": target.name,
         "type": gguf_type,
         "rounding": "autoround",

@@ -133,32 +133,13 @@ def export(
     with an importance matrix (an ``.npz`` from :mod:`edgewrite.quantize.imatrix`) and per-tensor type
     overrides (``(regex, ggml type)``, like llama-quantize's ``--tensor-type``)."""
     gguf_type = gguf_type.upper()
-    ftype = _ftype(gguf_type)
+    _ftype(gguf_type)
     conv = converter_dir()
     target = out / f"model-{gguf_type.lower()}.gguf"
-    env = _converter_env(conv)
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         f16 = target if gguf_type == "F16" else Path(scratch) / "model-f16.gguf"
-        _run(
-            [
-                sys.executable,
-                str(conv / "convert_hf_to_gguf.py"),
-                str(model_dir),
-                "--outtype",
-                "f16",
-                "--outfile",
-                str(f16),
-            ],
-            "llama.cpp convert_hf_to_gguf.py",
-            env,
-        )
-        log = ""
-        if gguf_type != "F16":
-            cmd = [sys.executable, "-m", "edgewrite.quantize.llama_quantize", str(f16), str(target)]
-            cmd += [str(ftype), str(os.cpu_count() or 2)]
-            cmd += [str(imatrix)] if imatrix else []
-            cmd += [f"{pattern}={type_name}" for pattern, type_name in overrides or []]
-            log = _run(cmd, f"llama.cpp quantize to {gguf_type}")
+        convert_f16(model_dir, f16, conv)
+        log = "" if gguf_type == "F16" else quantize_file(f16, target, gguf_type, imatrix, overrides)
     details: dict[str, Any] = {"gguf_file": target.name, "type": gguf_type, "converter": str(conv)}
     if overrides:
         details["tensor_type_overrides"] = [f"{p}={t}" for p, t in overrides]
@@ -171,6 +152,58 @@ def export(
         details["fallback_tensors"] = 0
     details["tensor_types"] = tensor_types(target)
     return details
+
+
+def convert_f16(model_dir: Path, f16: Path, conv: Path | None = None) -> None:
+    """HF folder -> F16 GGUF with llama.cpp's converter."""
+    conv = conv or converter_dir()
+    cmd = [
+        sys.executable,
+        str(conv / "convert_hf_to_gguf.py"),
+        str(model_dir),
+        "--outtype",
+        "f16",
+        "--outfile",
+        str(f16),
+    ]
+    _run(cmd, "llama.cpp convert_hf_to_gguf.py", _converter_env(conv))
+
+
+def quantize_file(
+    f16: Path,
+    target: Path,
+    gguf_type: str,
+    imatrix: Path | None = None,
+    overrides: list[tuple[str, str]] | None = None,
+) -> str:
+    """F16 GGUF -> ``gguf_type`` with llama.cpp's quantizer (in a child process); returns its log."""
+    cmd = [sys.executable, "-m", "edgewrite.quantize.llama_quantize", str(f16), str(target)]
+    cmd += [str(_ftype(gguf_type)), str(os.cpu_count() or 2)]
+    cmd += [str(imatrix)] if imatrix else []
+    cmd += [f"{pattern}={type_name}" for pattern, type_name in overrides or []]
+    return _run(cmd, f"llama.cpp quantize to {gguf_type}")
+
+
+def export_rounded(model_dir: Path, out: Path, rounding_file: Path, log=print) -> dict[str, Any]:
+    """A tuned rounding shipped as data (:mod:`edgewrite.quantize.rounding`) applied to ``model_dir``:
+    converter -> F16, quantizer -> the tuned file's types, then the tuned tensors rewritten in place."""
+    from edgewrite.quantize import rounding
+
+    meta = rounding.read_meta(rounding_file)
+    gguf_type = meta["type"]
+    target = out / f"model-{gguf_type.lower()}.gguf"
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        f16 = Path(scratch) / "model-f16.gguf"
+        convert_f16(model_dir, f16)
+        quantize_file(f16, target, gguf_type, overrides=rounding.overrides(meta))
+        info = rounding.apply(rounding_file, f16, target, log)
+    return {
+        "gguf_file": target.name,
+        "type": gguf_type,
+        "rounding": "autoround",
+        "rounding_file": info,
+        "tensor_types": tensor_types(target),
+    }
 
 
 def main_type(path: Path) -> str | None:

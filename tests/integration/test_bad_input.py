@@ -163,6 +163,13 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("quantize-autoround-iq4", ["quantize", "{w}/tiny", "--autoround", "5", "--type", "IQ4_NL"], "not IQ4_NL"),
         ("quantize-autoround-onnx", ["quantize", "{w}/tiny", "--autoround", "5", "-f", "onnx"], "needs --format gguf"),
         ("quantize-autoround-imatrix", ["quantize", "{w}/tiny", "--autoround", "5", "--imatrix"], "not combine"),
+        ("quantize-rounding-bad", ["quantize", "{w}/tiny", "--rounding", "{w}/binary.bin"], "not a rounding file"),
+        ("quantize-rounding-missing", ["quantize", "{w}/tiny", "--rounding", "{w}/nope.npz"], "does not exist"),
+        (
+            "quantize-rounding-imatrix",
+            ["quantize", "{w}/tiny", "--rounding", "{w}/binary.bin", "--imatrix"],
+            "does not combine",
+        ),
         ("quantize-samples-zero", ["quantize", "{w}/tiny", "-f", "gptq", "--samples", "0"], "--samples"),
         ("quantize-device", ["quantize", "{w}/tiny", "--device", "tpu"], "use cpu or cuda"),
         ("quantize-out-owned", ["quantize", "{w}/tiny", "--out", "{w}/other_run"], "belongs to a different run"),
@@ -202,6 +209,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("bench-unknown-task", ["bench", "--tasks", "poetry", "--out", "{w}/b6"], "unknown task"),
         ("bench-pre", ["bench", "--pre", "spellcheck", "--out", "{w}/b7"], "unknown pre-pass"),
         ("bench-pre-on-alone", ["bench", "{w}/tiny", "--pre-on", "{w}/tiny", "--out", "{w}/b9"], "needs --pre"),
+        ("bench-train-data", ["bench", "--train-data", "{w}/empty_dir", "--out", "{w}/b11"], "has no train.jsonl"),
         (
             "bench-pre-on-unlisted",
             ["bench", "{w}/tiny", "--pre", "harper", "--pre-on", "{w}/other", "--out", "{w}/b10"],

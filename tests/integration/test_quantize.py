@@ -283,7 +283,9 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
         return {t.name: bytes(t.data) for t in reader.tensors if t.name.startswith("blk.")}
 
     tuned, rtn = weights(path), weights(plain)
-    assert tuned.keys() == rtn.keys() and sum(tuned[k] != rtn[k] for k in tuned if "attn_q" in k) == 2
+    # AutoRound keeps a block's best step: with 5 steps on a random tiny model that can be its first one (its
+    # own nearest rounding), so one block may match llama.cpp's bytes; not both
+    assert tuned.keys() == rtn.keys() and sum(tuned[k] != rtn[k] for k in tuned if "attn_q" in k) >= 1
 
     def cos(a, b) -> float:
         return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -301,3 +303,23 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
     (gen,) = rt.generate([build_prompt(rt.tokenizer, "Fix grammar", PROMPT_TEXT)], max_new_tokens=4)
     assert gen.new_tokens >= 1
     rt.close()
+
+    # the rounding kept as data: applied with no AutoRound and no training rows, it rebuilds the tuned file's
+    # tensors byte for byte from the model's own F16 weights
+    kept = details["rounding_file"]
+    assert (path / "rounding.npz").is_file() and kept["tensors_kept"] == 2 * 7 + 1  # and the Q8_0 token embedding
+    assert 0 < kept["weights_off_nearest"] < 0.5
+    lines.clear()
+    applied, again = quantize(
+        str(tiny_model_dir), out=root / "q40-applied", rounding=path / "rounding.npz", log=lines.append
+    )
+    assert again["settings"]["type"] == "Q4_0" and again["settings"]["rounding"] == "autoround"
+    assert again["details"]["rounding_file"]["tensors_differing"] == [] and lines[-1].startswith("rounding: all ")
+    full = {t.name: bytes(t.data) for t in GGUFReader(str(next(path.glob("*.gguf")))).tensors}
+    assert {t.name: bytes(t.data) for t in GGUFReader(str(next(applied.glob("*.gguf")))).tensors} == full
+    # ... only to the model it was tuned for
+    other = root / "tiny-copy"
+    shutil.copytree(tiny_model_dir, other)
+    with pytest.raises(EdgewriteError, match="tuned for another model"):
+        quantize(str(other), out=root / "q40-other", rounding=path / "rounding.npz")
+    assert not (root / "q40-other").exists()
