@@ -26,7 +26,7 @@
 # (`edgewrite run recipes/writing-smollm2-135m-cpu.yaml --set name=writing-cpu-next`,
 # `edgewrite quantize runs/writing-cpu-next/merged -f gguf --type IQ4_NL --imatrix`,
 # `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora`,
-# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --imatrix-file edgewrite/shipped/writing/imatrix.npz`,
+# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --imatrix-file edgewrite/shipped/writing/imatrix.npz` (the matrix shipped until ff19a90),
 # `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0` (also with `--imatrix`) and
 # `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0 --autoround 200` (13 min on 2 cores)
 # make those; the two --runtime-lora ones (the embedded Q4_1 file as is, or the base re-rounded to IQ4_NL, plus

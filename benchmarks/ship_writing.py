@@ -8,7 +8,10 @@ recorded with them). `edgewrite models` lists it; assist, serve and generate use
 (merged and exported once, on first use).
 
     python benchmarks/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
-        --bench benchmarks/results/bench --serve gguf:IQ4_NL --imatrix   # what made the shipped one
+        --bench benchmarks/results/bench --serve gguf:IQ4_NL --imatrix   # what made the shipped adapter
+    python benchmarks/ship_writing.py --reserve ~/.cache/edgewrite/models/writing-0a824c2d-gguf-q4_0-ar \
+        --rounding runs/writing-ar/rounding.npz --bench benchmarks/results/bench-shipped
+        # what it serves now: Q4_0 with the AutoRound rounding of `quantize writing --autoround 200`
 
 Re-running the recipe from a fresh clone rebuilds the same adapter (benchmarks/reproduce_writing.py
 checks the dev scores of a rebuild against these intervals).
@@ -52,13 +55,48 @@ def _cell(bench: dict, path: str) -> dict | None:
     return None
 
 
+def reserve(artifact: Path, bench_dir: Path, rounding: Path | None) -> None:
+    shipped = read_manifest(TARGET, kinds=("adapter",))
+    made = read_manifest(artifact, kinds=("quantized",))
+    settings = made["settings"]
+    if made["format"] != "gguf" or not (settings.get("rounding_sha256") or settings.get("imatrix_sha256")):
+        _fail(f"{artifact} is not a GGUF export made with --rounding or --imatrix-file")
+    key, name = ("rounding", "rounding.npz") if settings.get("rounding_sha256") else ("imatrix", "imatrix.npz")
+    source = artifact / name  # an importance matrix travels inside its export; a rounding file does not
+    if key == "rounding":
+        if rounding is None or hashlib.sha256(rounding.read_bytes()).hexdigest() != settings["rounding_sha256"]:
+            _fail(f"{artifact} was made with `--rounding FILE`: give that file as --rounding (sha256 checked)")
+        source = rounding
+    bench = json.loads((bench_dir / "bench.json").read_text())
+    served = _cell(bench, str(artifact))
+    if not served:
+        _fail(f"{bench_dir} has no cell for {artifact}; bench it first")
+    staging = TARGET.with_name("writing.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(TARGET, staging)
+    for old in ("rounding.npz", "imatrix.npz", "manifest.json"):
+        (staging / old).unlink(missing_ok=True)
+    shutil.copy2(source, staging / name)
+    keep = {k: v for k, v in shipped.items() if k not in ("schema", "kind", "created", "versions", "files")}
+    keep["dev"] = {**shipped["dev"], "served": served}
+    if merged := _cell(bench, made["parent"]["path"]):  # the merge it was exported from, benched beside it
+        keep["dev"]["merged"] = merged
+    keep["serve"] = {"format": "gguf", "bits": made["bits"], "type": settings["type"], key: name}
+    keep["bench"] = {"path": str(bench_dir), "created": bench["created"], "command": bench.get("command")}
+    write_manifest(staging, "adapter", **keep)
+    shutil.rmtree(TARGET)
+    staging.rename(TARGET)
+    size = sum(f.stat().st_size for f in TARGET.iterdir()) / 1e6
+    print(f"the shipped adapter now serves {artifact} ({size:.1f} MB in all); dev mean {served['mean_ci']}")
+
+
 def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("run", help="the recipe run folder (with adapter/ and merged/)")
-    ap.add_argument("--recipe", required=True)
+    ap.add_argument("run", nargs="?", help="the recipe run folder (with adapter/ and merged/)")
+    ap.add_argument("--recipe", help="the recipe the run was made from (not with --reserve)")
     ap.add_argument("--bench", required=True, help="a bench folder that benched the run's merged model and export")
     ap.add_argument(
         "--serve", default="gguf:4", help="format assist and serve use: gguf:4, gguf:Q4_0 (a llama.cpp type), onnx:4"
@@ -69,7 +107,21 @@ def main() -> None:
         help="gguf: the served export was rounded with an importance matrix (the run's gguf-TYPE-imat folder); "
         "its imatrix.npz ships with the adapter so that the user's export rounds the same way",
     )
+    ap.add_argument(
+        "--reserve",
+        metavar="ARTIFACT",
+        help="only change what the shipped adapter serves: ARTIFACT, a GGUF export of its merge made with "
+        "--rounding or --imatrix-file; its rounding.npz or imatrix.npz ships instead of the old one, and `serve` "
+        "and dev.served (ARTIFACT's cell in --bench; dev.merged too if the bench holds its parent) are "
+        "replaced. The adapter and the rest stay as they are.",
+    )
+    ap.add_argument("--rounding", help="with --reserve: the rounding file ARTIFACT was made with")
     a = ap.parse_args()
+    if a.reserve:
+        reserve(Path(a.reserve), Path(a.bench), Path(a.rounding) if a.rounding else None)
+        return
+    if not a.run or not a.recipe:
+        _fail("give the recipe run folder and --recipe, or --reserve ARTIFACT")
     run = Path(a.run)
     adapter = read_manifest(run / "adapter", kinds=("adapter",))
     from edgewrite.quantize.gguf import TYPE_FOR_BITS, bits_of_type

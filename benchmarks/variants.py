@@ -7,6 +7,12 @@ AutoRound's tuned rounding keeps against llama.cpp's nearest rounding.
     python benchmarks/variants.py [benchmarks/results/bench]
 
 Writes benchmarks/results/variants.{json,md} (README: <!-- results:variants -->).
+
+    python benchmarks/variants.py benchmarks/results/bench-shipped --shipped
+
+The same for what a user of the shipped `writing` model gets (its fp32 merge, its served 4-bit export now
+and before, against copy, the untuned model and Harper), with each export's score as a share of the fp32
+merge's per task: benchmarks/results/shipped.{json,md} (README: <!-- results:shipped -->).
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ PAIRS = [
     ("tuned gguf Q8_0", "tuned fp32", "previous CPU recipe: Q8_0 vs its fp32"),
     ("tuned fp32" + NOW, "tuned fp32", "CPU recipe now vs before: STS-B-only paraphrase + synthetic errors (fp32)"),
     ("tuned gguf IQ4_NL imatrix" + NOW, "tuned gguf IQ4_NL imatrix", "CPU recipe now vs before: IQ4_NL imatrix"),
-    ("tuned gguf IQ4_NL imatrix" + NOW, "tuned fp32" + NOW, "CPU recipe now: IQ4_NL imatrix (shipped) vs its fp32"),
+    (
+        "tuned gguf IQ4_NL imatrix" + NOW,
+        "tuned fp32" + NOW,
+        "CPU recipe now: IQ4_NL imatrix (served before) vs its fp32",
+    ),
     ("tuned gguf Q4_1 + LoRA", "tuned fp32" + NOW, "CPU recipe now: embedded Q4_1 file + LoRA at run time vs fp32"),
     ("tuned gguf Q4_1 + LoRA", "tuned gguf IQ4_NL imatrix" + NOW, "CPU recipe now: Q4_1 + LoRA vs IQ4_NL imatrix"),
     ("tuned gguf IQ4_NL imatrix + LoRA", "tuned fp32" + NOW, "CPU recipe now: base as IQ4_NL + LoRA vs fp32"),
@@ -41,8 +51,24 @@ PAIRS = [
     ("tuned gguf Q4_0" + NOW, "tuned fp32" + NOW, "CPU recipe now: Q4_0, nearest rounding, vs fp32"),
     ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_0" + NOW, "Q4_0: AutoRound vs nearest rounding"),
     ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_0 imatrix" + NOW, "Q4_0: AutoRound vs importance matrix"),
-    ("tuned gguf Q4_0 AutoRound", "tuned gguf IQ4_NL imatrix" + NOW, "AutoRound Q4_0 vs IQ4_NL imatrix (shipped)"),
+    (
+        "tuned gguf Q4_0 AutoRound",
+        "tuned gguf IQ4_NL imatrix" + NOW,
+        "AutoRound Q4_0 vs IQ4_NL imatrix (served before)",
+    ),
     ("tuned gguf Q4_0 AutoRound", "tuned gguf Q4_1 + LoRA", "AutoRound Q4_0 vs Q4_1 + LoRA at run time"),
+]
+
+
+SERVED = "tuned gguf Q4_0 AutoRound"  # what the shipped adapter serves now (its manifest's `serve`)
+BEFORE = "tuned gguf IQ4_NL imatrix"  # what it served before
+PAIRS_SHIPPED = [
+    (SERVED, "tuned fp32", "served now: Q4_0 with the shipped AutoRound rounding vs its fp32 merge"),
+    (BEFORE, "tuned fp32", "served before: IQ4_NL with the shipped importance matrix vs its fp32 merge"),
+    (SERVED, BEFORE, "served now vs served before"),
+    (SERVED, "copy (input unchanged)", "served now vs copy"),
+    (SERVED, "base fp32 (untuned)", "served now vs the untuned model"),
+    (SERVED, "harper (rule-based)", "served now vs Harper"),
 ]
 
 
@@ -55,13 +81,16 @@ def main() -> None:
     from edgewrite.report import comparison
     from edgewrite.tasks import TASK_NAMES
 
-    bench_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / "results" / "bench"
+    args = [a for a in sys.argv[1:] if a != "--shipped"]
+    shipped = "--shipped" in sys.argv[1:]
+    pairs, name = (PAIRS_SHIPPED, "shipped") if shipped else (PAIRS, "variants")
+    bench_dir = Path(args[0]) if args else ROOT / "benchmarks" / "results" / "bench"
     if not (bench_dir / "bench.json").is_file():
         _fail(f"{bench_dir} has no bench.json; run `edgewrite bench` (benchmarks/cpu_bench.sh) first")
     doc = json.loads((bench_dir / "bench.json").read_text())
     ids = {c["label"]: c for c in doc["cells"] if c.get("device") in ("cpu", "-")}
     rows = []
-    for a, b, what in PAIRS:
+    for a, b, what in pairs:
         if a not in ids or b not in ids:
             continue
         cmp = comparison(doc, ids[a]["id"], ids[b]["id"])
@@ -90,7 +119,8 @@ def main() -> None:
         "",
         f"From `{bench_dir.relative_to(ROOT) if bench_dir.is_relative_to(ROOT) else bench_dir}/bench.json` "
         f"({doc['conditions'].get('cpu')}, {doc['conditions'].get('threads')} threads); "
-        "`python benchmarks/variants.py`. * = the 95 % interval excludes 0. *differ*: the share of dev rows "
+        f"`python benchmarks/variants.py{' ' + ' '.join(sys.argv[1:]) if shipped else ''}`. "
+        "* = the 95 % interval excludes 0. *differ*: the share of dev rows "
         "whose outputs a and b are not the same text.",
         "",
         "| comparison | a | b | edit p50 ms a / b | differ | mean | " + " | ".join(TASK_NAMES) + " |",
@@ -105,14 +135,49 @@ def main() -> None:
             + " | ".join(d(r["tasks"][t]) if t in r["tasks"] else "–" for t in TASK_NAMES)
             + " |"
         )
+    shares = []
+    if shipped and "tuned fp32" in ids:
+        fp32 = ids["tuned fp32"]["quality"]["headline_ci"]
+        lines += [
+            "",
+            "Each system's score as a share of the fp32 merge's, per task (the issue's bar for a 4-bit export: 98 %):",
+            "",
+            "| system | mean | " + " | ".join(TASK_NAMES) + " | lowest |",
+            "|---|---|" + "---|" * len(TASK_NAMES) + "---|",
+        ]
+        for label in (SERVED, BEFORE):
+            if label not in ids:
+                continue
+            q = ids[label]["quality"]
+            share = {t: q["headline_ci"][t]["value"] / fp32[t]["value"] for t in TASK_NAMES if t in fp32}
+            mean = q["mean_ci"]["value"] / ids["tuned fp32"]["quality"]["mean_ci"]["value"]
+            low = min(share, key=share.get)
+            shares.append({"system": label, "mean": mean, "tasks": share, "lowest": low})
+            lines.append(
+                f"| {label} | {mean:.1%} | "
+                + " | ".join(f"{share[t]:.1%}" for t in TASK_NAMES)
+                + f" | {low} {share[low]:.1%} |"
+            )
+    if shipped and SERVED in ids:
+        served = json.loads((Path(ids[SERVED]["artifact"]) / "manifest.json").read_text())
+        kept = served["details"]["rounding_file"]
+        size = (ROOT / "edgewrite" / "shipped" / "writing" / kept["file"]).stat().st_size
+        lines += [
+            "",
+            f"The served export, as a user's first call makes it: {served['details']['gguf_file']} "
+            f"({ids[SERVED]['size_mb']:.0f} MB; the {size / 1e6:.1f} MB {kept['file']} that rounds it ships with "
+            "the adapter); "
+            f"{kept['tensors_matching']} of {kept['tensors_matching'] + len(kept['tensors_differing'])} tensors "
+            "are byte for byte those of the file AutoRound wrote.",
+        ]
     out = ROOT / "benchmarks" / "results"
-    for name, text in (
-        ("variants.json", json.dumps({"bench": str(bench_dir), "rows": rows}, indent=1) + "\n"),
-        ("variants.md", "\n".join(lines) + "\n"),
+    for fname, text in (
+        (f"{name}.json", json.dumps({"bench": str(bench_dir), "rows": rows, "shares": shares}, indent=1) + "\n"),
+        (f"{name}.md", "\n".join(lines) + "\n"),
     ):
-        tmp = out / f".{name}.tmp"
+        tmp = out / f".{fname}.tmp"
         tmp.write_text(text)
-        tmp.replace(out / name)
+        tmp.replace(out / fname)
     print("\n".join(lines))
 
 

@@ -215,11 +215,22 @@ def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = No
     if log:
         kind = serve.get("type") or f"{serve['bits']}-bit"
         kind += " with its importance matrix" if serve.get("imatrix") else ""
+        kind += ", rounded as AutoRound tuned it" if serve.get("rounding") else ""
         log(f"using the shipped '{WRITING}' model ({serve['format']} {kind}; made once, then cached)")
-    # an importance matrix that shipped with the adapter rounds the user's export the way the benched one was
-    matrix = shipped_adapter(WRITING) / serve["imatrix"] if serve.get("imatrix") else False
+    # an importance matrix or a tuned rounding that shipped with the adapter rounds the user's export the way
+    # the benched one was
+    folder = shipped_adapter(WRITING)
+    matrix = folder / serve["imatrix"] if serve.get("imatrix") else False
+    rounding = folder / serve["rounding"] if serve.get("rounding") else None
     path, _ = quantize(
-        str(merged), serve["format"], serve["bits"], gguf_type=serve.get("type"), imatrix=matrix, force=True
+        str(merged),
+        serve["format"],
+        serve["bits"],
+        gguf_type=serve.get("type"),
+        imatrix=matrix,
+        rounding=rounding,
+        force=True,
+        log=log or (lambda line: None),  # never stdout: that is where the edited text goes
     )
     return path
 

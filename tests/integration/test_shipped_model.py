@@ -27,6 +27,14 @@ def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
         from edgewrite.quantize.imatrix import load
 
         assert name in manifest["files"] and len(load(folder / name)) == 7 * 30  # 7 matrices in each of 30 blocks
+    if name := manifest["serve"].get("rounding"):  # the tuned rounding the served export was rounded with
+        from edgewrite.quantize.rounding import read_meta
+
+        meta = read_meta(folder / name)
+        assert name in manifest["files"] and meta["type"] == manifest["serve"]["type"] == "Q4_0"
+        assert sum(1 for e in meta["tensors"] if e.get("kept")) == 7 * 30 + 1  # and the Q8_0 token embedding
+        # made for the merge a user gets: the shipped adapter folded into the embedded model
+        assert meta["model_fingerprint"] == read_manifest(resolve_model(WRITING).path)["fingerprint"]
 
 
 def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> None:
@@ -77,9 +85,15 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    # the serving export (IQ4_NL with the shipped importance matrix) fixes both errors, as the fp32 merge does
+    # the serving export (4 bits, rounded as shipped) fixes both errors, as the fp32 merge does
     assert done.stdout.strip() == "She goes to school every day.", done.stdout
-    assert "shipped 'writing' model" in done.stderr and "IQ4_NL with its importance matrix" in done.stderr
+    serve = read_manifest(shipped_adapter())["serve"]
+    assert "shipped 'writing' model" in done.stderr and serve["type"] in done.stderr
+    if serve.get("rounding"):
+        assert "rounded as AutoRound tuned it" in done.stderr
+        (made,) = (home / "models").glob("writing-*-gguf-q4_0-ar")
+        # the user's export is the file that was benched, tensor for tensor
+        assert read_manifest(made)["details"]["rounding_file"]["tensors_differing"] == []
 
 
 def test_runtime_lora_keeps_the_embedded_q4_1_file_and_computes_the_fp32_merge(tmp_path: Path) -> None:
