@@ -251,12 +251,18 @@ def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
     if (SHIPPED_DIR / WRITING / "manifest.json").is_file():
         shipped = read_manifest(SHIPPED_DIR / WRITING)
         merged = edgewrite_home() / "models" / f"{WRITING}-{shipped['fingerprint'][:8]}"
-        scores = (shipped.get("dev") or {}).get("mean_ci") or {}
+        scores = ((shipped.get("dev") or {}).get("served") or {}).get("mean_ci") or {}
+        serve = shipped.get("serve") or {}
         rows.append(
             {
                 "ref": WRITING,
                 "what": f"{DEFAULT_NAME} tuned for the seven writing tasks (shipped LoRA adapter"
-                + (f", dev mean {scores['value']:.1f} [{scores['lo']:.1f}, {scores['hi']:.1f}]" if scores else "")
+                + (
+                    f"; served as {serve.get('type') or serve.get('format')}, dev mean {scores['value']:.1f} "
+                    f"[{scores['lo']:.1f}, {scores['hi']:.1f}]"
+                    if scores
+                    else ""
+                )
                 + ")",
                 "status": "ready" if (merged / "manifest.json").is_file() else "merged on first use",
                 "path": str(merged),

@@ -23,6 +23,11 @@ def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
         ci = manifest["dev"][which]["mean_ci"]
         assert ci["lo"] <= ci["value"] <= ci["hi"] and len(manifest["dev"][which]["headline_ci"]) == 7
     assert manifest["serve"]["format"] in ("gguf", "onnx") and manifest["serve"]["bits"] == 4
+    from edgewrite.models import list_models
+
+    (row,) = [r for r in list_models() if r["ref"] == WRITING]  # `edgewrite models` says how it is served
+    served = manifest["dev"]["served"]["mean_ci"]["value"]
+    assert f"served as {manifest['serve'].get('type', 'onnx')}, dev mean {served:.1f}" in row["what"]
     if name := manifest["serve"].get("imatrix"):  # the importance matrix the served export was rounded with
         from edgewrite.quantize.imatrix import load
 
