@@ -119,7 +119,9 @@ def build(tuned: Path, reference: Path, out: Path, model_fingerprint: str | None
         for key, value in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(value), allow_pickle=False)
-            zf.writestr(key + ".npy", buf.getvalue())
+            member = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))  # same bytes on every rebuild
+            member.compress_type = zipfile.ZIP_LZMA
+            zf.writestr(member, buf.getvalue())
     tmp.replace(out)
     return {
         "file": out.name,
@@ -131,8 +133,10 @@ def build(tuned: Path, reference: Path, out: Path, model_fingerprint: str | None
 
 def read_meta(path: Path) -> dict[str, Any]:
     """The header of a rounding file; one clear line if ``path`` is not one."""
-    if not path.is_file():
+    if not path.exists():
         raise EdgewriteError(f"rounding file {path} does not exist")
+    if not path.is_file():
+        raise EdgewriteError(f"{path} is a folder; give the rounding file itself (e.g. {path}/{FILE_NAME})")
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"].reshape(-1)[0]))

@@ -165,6 +165,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("quantize-autoround-imatrix", ["quantize", "{w}/tiny", "--autoround", "5", "--imatrix"], "not combine"),
         ("quantize-rounding-bad", ["quantize", "{w}/tiny", "--rounding", "{w}/binary.bin"], "not a rounding file"),
         ("quantize-rounding-missing", ["quantize", "{w}/tiny", "--rounding", "{w}/nope.npz"], "does not exist"),
+        ("quantize-rounding-folder", ["quantize", "{w}/tiny", "--rounding", "{w}/empty_dir"], "is a folder"),
         (
             "quantize-rounding-imatrix",
             ["quantize", "{w}/tiny", "--rounding", "{w}/binary.bin", "--imatrix"],
