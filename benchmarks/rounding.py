@@ -20,6 +20,18 @@ The exports: `edgewrite quantize $R/merged` with `--type IQ4_NL --imatrix`, `--t
 (13 min), `--type Q4_1 --autoround 200` and `--type Q8_0`.
 
 Writes benchmarks/results/rounding.{json,md}.
+
+The shipped model's exports (the merge of the shipped adapter; runs/writing-* from `edgewrite quantize writing
+--type Q4_0 --autoround 200 --calibration runs/wdata`, plain (runs/writing-ar, shipped until the lifted one),
+with `--tensor-type 'blk\\.(0|1|2|5|8|11|14|17|20|23|26|27|28|29)\\.(attn_v|ffn_down)=Q8_0'` (runs/writing-armix,
+shipped now) and with `--samples 1024` (runs/writing-ar1024)), measured in runs/rounding2 and re-rendered:
+
+    python benchmarks/rounding.py runs/writing-ar runs/writing-armix runs/writing-ar1024 --rounds 2 \
+        --parent-rows benchmarks/results/bench-shipped/rows/tuned_fp32__cpu.jsonl --out runs/rounding2  # 11 min
+    cp runs/rounding2/rounding.json benchmarks/results/rounding_lifted.json
+    python benchmarks/rounding.py --render-only --name rounding_lifted
+
+Writes benchmarks/results/rounding_lifted.{json,md}.
 """
 
 from __future__ import annotations
@@ -58,8 +70,11 @@ def describe(path: Path, manifest: dict) -> str:
     from edgewrite.bench import describe as bench_describe
 
     label = bench_describe(path, manifest)["label"].removeprefix("tuned gguf ")
-    steps = manifest.get("settings", {}).get("autoround_iters")
-    return f"{label} ({steps} steps)" if steps else label
+    settings = manifest.get("settings", {})
+    steps, rows = settings.get("autoround_iters"), settings.get("calibration_rows")
+    if not steps:
+        return label
+    return f"{label} ({steps} steps{'' if rows in (None, 256) else f', {rows} calibration rows'})"
 
 
 def agreement(runtime, manifest: dict, rows: list[dict]) -> dict:  # noqa: ANN001
@@ -123,13 +138,30 @@ def main() -> None:
     from edgewrite.runtimes import load_runtime
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("artifacts", nargs="+", help="GGUF export folders; the first is the speed reference")
-    ap.add_argument("--parent-rows", required=True, help="the bench's row file of the fp32 parent's cell")
+    ap.add_argument("artifacts", nargs="*", help="GGUF export folders; the first is the speed reference")
+    ap.add_argument("--parent-rows", help="the bench's row file of the fp32 parent's cell")
     ap.add_argument("--rows-per-task", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="rounding", help="results file name: OUT/NAME.json and OUT/NAME.md")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render OUT/NAME.json (labels from the exports' manifests, which must still exist); measure nothing",
+    )
     a = ap.parse_args()
     out = Path(a.out)
+    if a.render_only:
+        doc = json.loads((out / f"{a.name}.json").read_text())
+        for r in doc["results"]:
+            r["label"] = describe(Path(r["artifact"]), read_manifest(Path(r["artifact"])))
+        doc["render_command"] = "python " + " ".join(sys.argv)
+        write_text_atomic(out / f"{a.name}.json", json.dumps(doc, indent=2) + "\n")
+        write_text_atomic(out / f"{a.name}.md", render(doc))
+        print(render(doc))
+        return
+    if not a.artifacts or not a.parent_rows:
+        raise EdgewriteError("give the GGUF export folders and --parent-rows (or --render-only)")
     out.mkdir(parents=True, exist_ok=True)  # before the work, so a bad --out fails at once
     parent_rows = Path(a.parent_rows)
     if not parent_rows.is_file():
@@ -168,9 +200,9 @@ def main() -> None:
         "rounds": a.rounds,
         "results": results,
     }
-    write_text_atomic(out / "rounding.json", json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(out / f"{a.name}.json", json.dumps(doc, indent=2) + "\n")
     md = render(doc)
-    write_text_atomic(out / "rounding.md", md)
+    write_text_atomic(out / f"{a.name}.md", md)
     print(md)
 
 
@@ -181,7 +213,8 @@ def render(doc: dict) -> str:
         "# Rounding to 4 bits: agreement with the fp32 parent, and edit speed side by side"
         f" ({doc['conditions']['cpu']}, 2 threads)",
         "",
-        f"Command: `{doc['command']}`",
+        f"Command: `{doc['command']}`"
+        + (f"; labels re-rendered by `{doc['render_command']}`" if doc.get("render_command") else ""),
         "",
         "| export | answer tokens agreeing | answers kept whole | NLL of parent's tokens | "
         + " | ".join(tasks)

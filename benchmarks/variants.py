@@ -60,11 +60,11 @@ PAIRS = [
 ]
 
 
-SERVED = "tuned gguf Q4_0 AutoRound"  # what the shipped adapter serves now (its manifest's `serve`)
-BEFORE = "tuned gguf IQ4_NL imatrix"  # what it served before
+SERVED = "tuned gguf Q4_0 AutoRound + 28 Q8_0"  # what the shipped adapter serves now (its manifest's `serve`)
+BEFORE = "tuned gguf Q4_0 AutoRound"  # what it served before
 PAIRS_SHIPPED = [
-    (SERVED, "tuned fp32", "served now: Q4_0 with the shipped AutoRound rounding vs its fp32 merge"),
-    (BEFORE, "tuned fp32", "served before: IQ4_NL with the shipped importance matrix vs its fp32 merge"),
+    (SERVED, "tuned fp32", "served now: Q4_0, 28 layers in Q8_0, with the shipped AutoRound rounding, vs fp32"),
+    (BEFORE, "tuned fp32", "served before: plain Q4_0 with the AutoRound rounding shipped then, vs fp32"),
     (SERVED, BEFORE, "served now vs served before"),
     (SERVED, "copy (input unchanged)", "served now vs copy"),
     (SERVED, "base fp32 (untuned)", "served now vs the untuned model"),

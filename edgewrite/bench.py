@@ -56,6 +56,10 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
             label += " imatrix"
         if d.get("rounding") == "autoround":
             label += " AutoRound"
+            # every AutoRound Q4_0 file holds its token embedding in Q8_0; more Q8_0 tensors were asked for
+            lifted = (d.get("tensor_types") or {}).get("Q8_0", 0) - 1
+            if d["type"] == "Q4_0" and lifted > 0:
+                label += f" + {lifted} Q8_0"
         if d.get("tensor_type_overrides"):
             label += f" ({', '.join(d['tensor_type_overrides'])})"
         if d.get("lora_file"):

@@ -215,7 +215,8 @@ def quantize(
         typer.Option(
             "--tensor-type",
             help="gguf: PATTERN=TYPE, a ggml type for the tensors whose GGUF name matches the regex "
-            "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0.",
+            "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0. With --autoround: those layers are tuned "
+            "and written in Q8_0.",
         ),
     ] = None,
     runtime_lora: Annotated[

@@ -163,10 +163,10 @@ def quantize(
     if autoround:
         if fmt != "gguf":
             raise EdgewriteError("--autoround tunes the rounding of a GGUF export; it needs --format gguf")
-        if imatrix or tensor_types or runtime_lora:
+        if imatrix or runtime_lora:
             raise EdgewriteError(
-                "--autoround replaces llama.cpp's rounding: it does not combine with --imatrix, --imatrix-file, "
-                "--tensor-type or --runtime-lora"
+                "--autoround replaces llama.cpp's rounding: it does not combine with --imatrix, --imatrix-file "
+                "or --runtime-lora"
             )
     if runtime_lora:
         if fmt != "gguf":
@@ -184,6 +184,11 @@ def quantize(
         from edgewrite.quantize.imatrix import parse_tensor_types
 
         overrides = parse_tensor_types(tensor_types)
+        if autoround and any(t != "Q8_0" for _, t in overrides):
+            raise EdgewriteError(
+                "with --autoround, --tensor-type lifts layers to Q8_0 (what a rounding file keeps): "
+                f"not {', '.join(sorted({t for _, t in overrides if t != 'Q8_0'}))}"
+            )
     if device == "cuda":
         import torch
 
@@ -227,7 +232,7 @@ def quantize(
         if autoround:
             from edgewrite.quantize.autoround import scheme_for
 
-            scheme_for(label)  # a type AutoRound cannot write is refused before anything is written
+            scheme_for(settings["type"])  # a type AutoRound cannot write is refused before anything is written
             settings.update(rounding="autoround", autoround_iters=autoround, calibration_rows=samples)
             label += "-ar"
         if rounding_meta:
@@ -281,6 +286,7 @@ def quantize(
                     device,
                     log,
                     parent.get("fingerprint"),
+                    overrides,
                 )
             elif rounding is not None:
                 details = backend.export_rounded(model_dir, tmp, rounding, log)

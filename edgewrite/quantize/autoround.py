@@ -82,6 +82,33 @@ class _BlockLog(logging.Filter):
         return False
 
 
+def layer_overrides(model: Any, overrides: list[tuple[str, str]]) -> dict[str, str]:
+    """``--tensor-type`` patterns (searched in GGUF tensor names, as llama-quantize does) as AutoRound's
+    ``layer_config``: the model's linear layers whose GGUF name matches, with the pattern's type (the last
+    matching pattern wins, as in llama-quantize). gguf-py's own name map gives each layer's GGUF name."""
+    import re
+
+    import gguf
+
+    if not overrides:
+        return {}
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, model.config.num_hidden_layers)
+    out: dict[str, str] = {}
+    for module_name, module in model.named_modules():
+        if type(module).__name__ != "Linear" or module_name == "lm_head":
+            continue
+        gguf_name = names.get_name(f"{module_name}.weight", try_suffixes=(".weight",))
+        if gguf_name is None:
+            continue
+        for pattern, type_name in overrides:
+            if re.search(pattern, gguf_name):
+                out[module_name] = scheme_for(type_name)
+    if not out:
+        patterns = ", ".join(f"{p}={t}" for p, t in overrides)
+        raise EdgewriteError(f"--tensor-type {patterns}: matches no layer of this model (GGUF names: blk.N.ffn_down…)")
+    return out
+
+
 def windows(texts: list[str], tokenizer: Any, seqlen: int = SEQLEN) -> list[Any]:
     """The calibration texts as one token stream cut into ``seqlen``-token windows (a [1, seqlen] tensor each)."""
     import torch
@@ -108,10 +135,13 @@ def export(
     device: str = "cpu",
     log=print,
     model_fingerprint: str | None = None,
+    overrides: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Tune the rounding of ``model_dir`` on ``texts`` and write ``out/model-<type>.gguf``; for Q4_0 also
     ``out/rounding.npz``, the rounding as data (:mod:`edgewrite.quantize.rounding`), which ``quantize
-    --rounding`` applies to the same model without AutoRound, training rows or tuning time."""
+    --rounding`` applies to the same model without AutoRound, training rows or tuning time.
+    ``overrides``: ``(regex, type)`` pairs as llama-quantize's ``--tensor-type`` takes them, matched against
+    GGUF tensor names; those layers are tuned and written in that type (AutoRound's ``layer_config``)."""
     gguf_type = gguf_type.upper()
     scheme = scheme_for(gguf_type)
     auto_round = _import_autoround()
@@ -121,6 +151,10 @@ def export(
     chunks = windows(texts, tokenizer)
     log(f"autoround: {gguf_type}, {iters} steps per block, {len(chunks)} windows of {SEQLEN} tokens")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
+    layer_config = layer_overrides(model, overrides or [])
+    if layer_config:
+        kinds = sorted(set(layer_config.values()))
+        log(f"autoround: {len(layer_config)} layers written as {', '.join(k.split(':')[1].upper() for k in kinds)}")
     scratch = out / "autoround"
     # on the handlers: records of AutoRound's child loggers (its GGUF writer) reach them too
     handlers = logging.getLogger("autoround").handlers
@@ -138,6 +172,7 @@ def export(
             seqlen=SEQLEN,
             batch_size=min(BATCH, len(chunks)),
             dataset=chunks,
+            layer_config=layer_config or None,
             device_map=device,
             enable_torch_compile=False,
             seed=42,
@@ -180,6 +215,7 @@ def export(
             "windows": len(chunks),
             "window_tokens": SEQLEN,
             "calibration_rows": len(texts),
+            **({"layer_overrides": len(layer_config)} if layer_config else {}),
             "seconds": round(time.perf_counter() - started, 1),
         },
         "tensor_types": tensor_types(target),  # AutoRound moves rows its type cannot hold to another type itself

@@ -163,6 +163,11 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("quantize-autoround-iq4", ["quantize", "{w}/tiny", "--autoround", "5", "--type", "IQ4_NL"], "not IQ4_NL"),
         ("quantize-autoround-onnx", ["quantize", "{w}/tiny", "--autoround", "5", "-f", "onnx"], "needs --format gguf"),
         ("quantize-autoround-imatrix", ["quantize", "{w}/tiny", "--autoround", "5", "--imatrix"], "not combine"),
+        (
+            "quantize-autoround-tensor-type",
+            ["quantize", "{w}/tiny", "--autoround", "5", "--type", "Q4_0", "--tensor-type", "attn_v=Q6_K"],
+            "lifts layers to Q8_0",
+        ),
         ("quantize-rounding-bad", ["quantize", "{w}/tiny", "--rounding", "{w}/binary.bin"], "not a rounding file"),
         ("quantize-rounding-missing", ["quantize", "{w}/tiny", "--rounding", "{w}/nope.npz"], "does not exist"),
         ("quantize-rounding-folder", ["quantize", "{w}/tiny", "--rounding", "{w}/empty_dir"], "is a folder"),

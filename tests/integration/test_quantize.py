@@ -323,3 +323,40 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
     with pytest.raises(EdgewriteError, match="tuned for another model"):
         quantize(str(other), out=root / "q40-other", rounding=path / "rounding.npz")
     assert not (root / "q40-other").exists()
+
+
+def test_autoround_lifts_the_layers_a_tensor_type_names_to_q8_0(artifacts: dict, tiny_model_dir: Path) -> None:
+    """--autoround with --tensor-type PATTERN=Q8_0: the layers whose GGUF names match are tuned and written
+    in Q8_0 (llama.cpp's Q4_K_M lifts attn_v and ffn_down the same way), the rest in Q4_0; the rounding file
+    keeps both, so --rounding rebuilds the file byte for byte; the bench names it by what was lifted."""
+    from gguf import GGUFReader
+
+    from edgewrite.bench import describe
+
+    data = artifacts["gptq-4bit"].parent / "data"
+    root = artifacts["gguf-q4"].parent
+    lines: list[str] = []
+    common = {"gguf_type": "Q4_0", "autoround": 2, "calibration": data, "samples": 16}
+    with pytest.raises(EdgewriteError, match="matches no layer"):
+        quantize(str(tiny_model_dir), "gguf", 4, out=root / "q40-ar-none", tensor_types=["nothing=Q8_0"], **common)
+    assert not (root / "q40-ar-none").exists()
+    path, manifest = quantize(
+        str(tiny_model_dir),
+        "gguf",
+        4,
+        out=root / "q40-ar-mixed",
+        tensor_types=[r"blk\.1\.(attn_v|ffn_down)=Q8_0"],
+        log=lines.append,
+        **common,
+    )
+    assert "autoround: 2 layers written as Q8_0" in lines
+    details = manifest["details"]
+    assert details["tensor_types"]["Q8_0"] == 1 + 2 and details["tensor_types"]["Q4_0"] == 2 * 7 - 2
+    types = {t.name: t.tensor_type.name for t in GGUFReader(str(path / details["gguf_file"])).tensors}
+    assert types["blk.1.ffn_down.weight"] == types["blk.1.attn_v.weight"] == "Q8_0"
+    assert types["blk.0.ffn_down.weight"] == types["blk.1.ffn_up.weight"] == "Q4_0"
+    assert details["rounding_file"]["tensors_kept"] == 2 * 7 + 1
+    assert describe(path, manifest)["label"] == "tuned gguf Q4_0 AutoRound + 2 Q8_0"
+    applied, again = quantize(str(tiny_model_dir), out=root / "q40-mixed-applied", rounding=path / "rounding.npz")
+    assert again["details"]["rounding_file"]["tensors_differing"] == []
+    assert describe(applied, again)["label"] == "tuned gguf Q4_0 AutoRound + 2 Q8_0"
