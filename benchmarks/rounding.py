@@ -152,7 +152,10 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     if a.render_only:
-        doc = json.loads((out / f"{a.name}.json").read_text())
+        source = out / f"{a.name}.json"
+        if not source.is_file():
+            raise EdgewriteError(f"{source} does not exist; measure first (without --render-only), or fix --out/--name")
+        doc = json.loads(source.read_text())
         for r in doc["results"]:
             r["label"] = describe(Path(r["artifact"]), read_manifest(Path(r["artifact"])))
         doc["render_command"] = "python " + " ".join(sys.argv)

@@ -56,7 +56,9 @@ def describe(path: Path, manifest: dict) -> dict[str, Any]:
             label += " imatrix"
         if d.get("rounding") == "autoround":
             label += " AutoRound"
-            # every AutoRound Q4_0 file holds its token embedding in Q8_0; more Q8_0 tensors were asked for
+            # AutoRound's Q4_0 file holds a tied token embedding (the output, too) in Q8_0; more Q8_0 tensors are
+            # layers --tensor-type lifted (a model with a separate output layer gets Q4_0/Q6_K there instead,
+            # so this counts one lifted layer short for it)
             lifted = (d.get("tensor_types") or {}).get("Q8_0", 0) - 1
             if d["type"] == "Q4_0" and lifted > 0:
                 label += f" + {lifted} Q8_0"
