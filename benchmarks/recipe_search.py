@@ -103,10 +103,20 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
         "edit-weight-6",
     ),
     "alpaca-prompt": ("the paper's Alpaca prompt, edit weight 6", [*EW6, "data.prompt_style=alpaca"], "edit-weight-6"),
+    # Stage 4: LoRA dropout, the second op of the training profile on CPU (benchmarks/tune_throughput.py).
+    # Both in fp32, so that a machine without bf16 compares like with like; fp32 against edit-weight-6
+    # (bf16 where the CPU has it) is itself the effect of bf16 autocast on quality.
+    "fp32": ("edit weight 6, fp32 training (no bf16 autocast)", [*EW6, "train.bf16=false"], "edit-weight-6"),
+    "no-lora-dropout": (
+        "LoRA dropout 0 instead of 0.05 (Unsloth's and LLaMA-Factory's default), edit weight 6, fp32",
+        [*EW6, "train.bf16=false", "train.lora_dropout=0"],
+        "fp32",
+    ),
 }
 
 
 def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -> dict:
+    from edgewrite.bench import _cpu_name
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
     from edgewrite.pipeline import run_recipe
@@ -149,6 +159,7 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
             else f"edgewrite run {BASE} {override_flags} && edgewrite eval {merged} --limit {eval_rows} --headline-only"
         ),
         "stats": stats,
+        "cpu": _cpu_name(),
         "wall_s": {"data_tune_merge": round(train_s, 1), "eval": round(eval_s, 1)},
         "unchanged_output_fraction": round(unchanged, 4),
         "quality": quality,
@@ -223,9 +234,14 @@ def _render(doc: dict) -> None:
             f"{delta(r.get('vs_reference'))}{ref if r.get('vs_reference') else ''} | {delta(r.get('vs_untuned'))} | "
             + " | ".join(cells)
             + f" | {r['unchanged_output_fraction']:.0%} | {r['stats']['seconds']:.0f}"
-            + f" | {r['stats']['tokens_per_second']:.0f} |"
+            + f" | {r['stats']['tokens_per_second']:.0f}{'' if r['stats'].get('bf16', True) else ' fp32'} |"
         )
-    lines += ["", "Reproduce a row: the `command` field of its entry in recipe_search.json."]
+    lines += [
+        "",
+        "Reproduce a row: the `command` field of its entry in recipe_search.json. *train s*, *tok/s*: "
+        "bf16 autocast unless marked fp32, on the CPU named in the entry (`cpu`, `stats`); compare speeds "
+        "only between rows made on one machine.",
+    ]
     if (seed := results.get(SEED_RUN)) and seed.get("vs_reference"):
         v = seed["vs_reference"]
         moved = [f"{t} {d['value']:+.1f}" for t, d in v.items() if t != "mean" and (d["lo"] > 0 or d["hi"] < 0)]

@@ -7,10 +7,13 @@
 - + answer-only logits: the LM head and loss only where a label is (``logits_to_keep`` mask).
 - + no system prompt: the template's 16-token default system prompt replaced by an empty system turn
   (``prompt_style: chat-nosystem``): the same rows, fewer tokens each, so rows/s is the fair measure.
+- + no LoRA dropout: ``lora_dropout: 0`` (Unsloth's and LLaMA-Factory's default). PEFT draws a dropout
+  mask on the input of every adapted layer (210 here); on CPU ``aten::bernoulli_`` is then the second
+  op of the profile after the matrix multiplies. Its effect on quality is a recipe-search candidate.
 
     python benchmarks/tune_throughput.py --recipe recipes/quickstart.yaml --steps 20
 
-Writes benchmarks/results/tune_throughput.{json,md}.
+Writes benchmarks/results/NAME.{json,md} (--name, default tune_throughput).
 """
 
 from __future__ import annotations
@@ -92,9 +95,15 @@ def _summary(steps: int, seconds: float, tokens: int, padded: int, rows: int, bf
     }
 
 
-def edgewrite_loop(recipe, data_dir: Path, steps: int, answer_only: bool, out: Path) -> dict:  # noqa: ANN001
+def edgewrite_loop(recipe, data_dir: Path, steps: int, answer_only: bool, out: Path, **update) -> dict:  # noqa: ANN001, ANN003
     cfg = recipe.train.model_copy(
-        update={"max_steps": steps, "save_steps": 10_000, "answer_only_logits": answer_only, "eval_steps": None}
+        update={
+            "max_steps": steps,
+            "save_steps": 10_000,
+            "answer_only_logits": answer_only,
+            "eval_steps": None,
+            **update,
+        }
     )
     stats = tune(cfg, recipe.model, data_dir, out, quiet=True)["stats"]
     padded = round(stats["tokens"] / (1 - stats["padding_fraction"])) if stats["padding_fraction"] < 1 else 0
@@ -106,6 +115,7 @@ def main() -> None:
     ap.add_argument("--recipe", default="recipes/quickstart.yaml")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="tune_throughput", help="file name of the results, without extension")
     a = ap.parse_args()
     recipe = load_recipe(a.recipe)
     out = Path(a.out)
@@ -122,6 +132,9 @@ def main() -> None:
         loops["edgewrite tune, full logits"] = edgewrite_loop(recipe, data["chat"], a.steps, False, Path(tmp) / "a")
         loops["+ answer-only logits"] = edgewrite_loop(recipe, data["chat"], a.steps, True, Path(tmp) / "b")
         loops["+ no system prompt"] = edgewrite_loop(recipe, data["chat-nosystem"], a.steps, True, Path(tmp) / "c")
+        loops["+ no LoRA dropout"] = edgewrite_loop(
+            recipe, data["chat-nosystem"], a.steps, True, Path(tmp) / "d", lora_dropout=0.0
+        )
     plain = loops["plain padded Trainer (fp32)"]
     for r in loops.values():
         r["speedup_tokens_per_second"] = round(r["tokens_per_second"] / plain["tokens_per_second"], 2)
@@ -141,7 +154,7 @@ def main() -> None:
         },
         "loops": loops,
     }
-    (out / "tune_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{a.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
         f"# Training throughput ({a.steps} LoRA steps of {recipe.train.batch_size} rows, {recipe.name} recipe, "
         f"{result['conditions']['cpu']}, {torch.get_num_threads()} threads)",
@@ -158,7 +171,7 @@ def main() -> None:
             f"{r['speedup_rows_per_second']}x |"
         )
     md += ["", "Each row adds one change to the row above it; x = against the plain padded loop.", ""]
-    (out / "tune_throughput.md").write_text("\n".join(md))
+    (out / f"{a.name}.md").write_text("\n".join(md))
     print("\n".join(md))
 
 

@@ -66,3 +66,19 @@ def test_set_on_a_key_that_does_not_exist(bad: str) -> None:
 def test_missing_recipe_file() -> None:
     with pytest.raises(EdgewriteError, match="does not exist"):
         load_recipe(Path("no/such/recipe.yaml"))
+
+
+def test_the_shipped_recipe_still_trains_what_shipped() -> None:
+    """Defaults may change (LoRA dropout went to 0); the recipe that made the shipped adapter must still
+    ask for the settings it was trained with, key for key, or rebuilding it would make another model."""
+    import json
+
+    root = Path(__file__).parents[2]
+    manifest = json.loads((root / "edgewrite" / "shipped" / "writing" / "manifest.json").read_text())
+    recipe = load_recipe(root / manifest["recipe"]["path"])
+    assert recipe.train.model_dump() == manifest["train"]
+
+
+def test_lora_dropout_defaults_to_zero_and_pinned_recipes_keep_theirs() -> None:
+    assert Recipe.model_validate({"name": "x"}).train.lora_dropout == 0.0
+    assert load_recipe(Path("benchmarks/recipe_search_base.yaml")).train.lora_dropout == 0.05
