@@ -8,8 +8,8 @@
 # up with theirs; the main bench's "(quickstart)" rows are the quickstart recipe before it dropped LoRA dropout.
 # The systems this bench shares with bench-shipped (the untuned model, Harper, the writing merge) start from
 # its finished cells: `edgewrite bench` keeps a cell only when its rows, settings and artifact are the same,
-# and runs it again otherwise. Measured on 2 cores (AMD EPYC): ~15 min of cells (the quickstart fp32 model 10,
-# its Q4_K_M export 4).
+# and runs it again otherwise. Measured on 2 cores (AMD EPYC, no AVX-512): 18 min in all (the quickstart fp32 model 11,
+# its Q4_K_M export 6 min of cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EW=${EW:-.venv/bin/edgewrite}
