@@ -24,7 +24,7 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:-$ARGS}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".[dev]"  # no setuptools banners for the editable build
 # A wheel pip cached from an earlier (AVX2) build would be reused silently: rebuild it once if so.
 if [ "$AVX512" = 1 ] && ! .venv/bin/python -c 'import llama_cpp, sys; sys.exit("AVX512 = 1" not in llama_cpp.llama_print_system_info().decode())'; then
   echo "llama-cpp-python: rebuilding with AVX-512 (pip had a cached build without it)"

@@ -7,107 +7,15 @@ HTML, headings' markers, list bullets and quote markers (the text after a marker
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgewrite.edit.text import Piece, segment, split_sentences, word_diff  # noqa: F401 - assist's public names
 from edgewrite.errors import EdgewriteError
-
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_PREFIX = re.compile(r"^(\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)+)")  # list bullets, numbers, quotes
-_SKIP = re.compile(r"^\s*(\||<|#{1,6}\s*$|[-=*_]{3,}\s*$)")  # tables, html, empty headings, rules
-_HEADING = re.compile(r"^(\s*#{1,6}\s+)")
-# A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before whitespace and
-# an upper-case letter, a digit or an opening quote. Abbreviations like "e.g." are left alone.
-_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)(\s+)(?=[\"'(\[]?[A-Z0-9])")
-_ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Mr|Mrs|Ms|Dr|Prof|St|No|Fig|cf)\.$", re.IGNORECASE)
-
-
-@dataclass
-class Piece:
-    text: str
-    editable: bool
-
-
-def split_sentences(text: str) -> list[Piece]:
-    """Sentences (editable) and the whitespace between them (kept)."""
-    pieces: list[Piece] = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text):
-        end = m.start(2)
-        if _ABBREV.search(text[start:end]):
-            continue
-        pieces.append(Piece(text[start:end], True))
-        pieces.append(Piece(m.group(2), False))
-        start = m.end(2)
-    if start < len(text):
-        pieces.append(Piece(text[start:], True))
-    return pieces
-
-
-def segment(document: str, unit: str = "sentence") -> list[Piece]:
-    """The document as editable and fixed pieces; joining every piece's text gives it back."""
-    pieces: list[Piece] = []
-    in_fence = False
-    paragraph: list[str] = []
-
-    def flush() -> None:
-        if not paragraph:
-            return
-        block = "".join(paragraph)
-        body = block.rstrip("\n")
-        trailing = block[len(body) :]
-        if unit == "paragraph":
-            pieces.append(Piece(body, True))
-        else:
-            pieces.extend(split_sentences(body))
-        if trailing:
-            pieces.append(Piece(trailing, False))
-        paragraph.clear()
-
-    for line in document.splitlines(keepends=True):
-        if _FENCE.match(line):
-            flush()
-            in_fence = not in_fence
-            pieces.append(Piece(line, False))
-            continue
-        if in_fence or not line.strip() or _SKIP.match(line):
-            flush()
-            pieces.append(Piece(line, False))
-            continue
-        marker = _PREFIX.match(line) or _HEADING.match(line)
-        if marker:  # a list item, quote or heading: its marker is kept, its text is a unit of its own
-            flush()
-            content = line[marker.end() :]
-            body = content.rstrip("\n")
-            pieces.append(Piece(marker.group(1), False))
-            pieces.extend(split_sentences(body) if unit == "sentence" else [Piece(body, True)])
-            if content[len(body) :]:
-                pieces.append(Piece(content[len(body) :], False))
-            continue
-        paragraph.append(line)
-    flush()
-    return [p for p in pieces if p.text]
-
-
-def word_diff(before: str, after: str) -> list[tuple[str, str]]:
-    """(op, text) runs: op is '=', '-' or '+', on word boundaries (whitespace kept with its word)."""
-    a, b = re.findall(r"\S+\s*", before), re.findall(r"\S+\s*", after)
-    runs = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op == "equal":
-            runs.append(("=", "".join(a[i1:i2])))
-        else:
-            if i2 > i1:
-                runs.append(("-", "".join(a[i1:i2])))
-            if j2 > j1:
-                runs.append(("+", "".join(b[j1:j2])))
-    return runs
 
 
 def read_input(source: str) -> str:
@@ -131,6 +39,9 @@ def read_input(source: str) -> str:
     return text
 
 
+MAX_UNIT_CHARS = 2000  # longer "sentences" (a 5 MB line with no sentence end) are kept as they are
+
+
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -151,13 +62,22 @@ def edit_texts(
     progress: Callable[[int], None] | None = None,
     edits: dict[int, Any] | None = None,
     done: Callable[[int, str], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Edited versions of ``texts`` (``editor``: see edgewrite.edit). A unit that comes back empty, or cut
     off (finish "length": the token budget or the context ran out mid-answer), keeps its original text;
-    units without a letter are not sent. ``edits``, if given, receives each sent unit's
-    Edit (with its timings) by index; ``done(i, text)`` hears of each sent unit as soon as it is edited."""
+    units without a letter are not sent, nor are units over MAX_UNIT_CHARS (a pasted log line, minified
+    text: no runtime could answer them within its context), each said once to ``log``. ``edits``, if
+    given, receives each sent unit's Edit (with its timings) by index; ``done(i, text)`` hears of each
+    sent unit as soon as it is edited."""
     out = list(texts)
-    todo = [i for i, t in enumerate(texts) if re.search(r"[A-Za-z]", t)]
+    todo = []
+    for i, t in enumerate(texts):
+        if len(t) > MAX_UNIT_CHARS:
+            if log:
+                log(f"a unit of {len(t):,} characters is too long to edit (over {MAX_UNIT_CHARS:,}); kept as it is")
+        elif re.search(r"[A-Za-z]", t):
+            todo.append(i)
     for chunk in _batches(todo, batch_size):
 
         def each(k: int, e: Any, chunk: list[int] = chunk) -> None:
@@ -184,55 +104,30 @@ def assist_document(
     task: str,
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[str, list[Piece], list[str]]:
     from edgewrite.tasks import TASKS
 
     pieces = segment(document, TASKS[task].unit)
     editable = [i for i, p in enumerate(pieces) if p.editable]
-    edited = edit_texts(editor, [pieces[i].text for i in editable], task, batch_size, progress)
+    edited = edit_texts(editor, [pieces[i].text for i in editable], task, batch_size, progress, log=log)
     result = [p.text for p in pieces]
     for i, text in zip(editable, edited, strict=True):
         result[i] = text
     return "".join(result), pieces, result
 
 
-def default_artifact(device: str = "cpu", log: Callable[[str], None] | None = None) -> Path:
-    """What assist, serve and generate use without --model: the artifact the last `edgewrite report`
-    recommended for the device; else the shipped tuned `writing` model in its serving format (merged and
-    exported once, on first use, into the cache); else the embedded base model."""
-    from edgewrite.models import DEFAULT, SHIPPED_DIR, WRITING, resolve_model, shipped_adapter
-    from edgewrite.report import recommended_artifact
+def piece_suggestions(pieces: list[Piece], result: list[str]) -> list[Any]:
+    """The individual edits (edgewrite.edit.spans.Suggestion, spans in the document) that turn the
+    pieces' text into ``result`` (assist_document's third value)."""
+    from edgewrite.edit.spans import document_suggestions
 
-    if pick := recommended_artifact(device):
-        return Path(pick)
-    if not (SHIPPED_DIR / WRITING).is_dir():
-        return resolve_model(DEFAULT).path
-    from edgewrite.artifacts import read_manifest
-    from edgewrite.quantize import quantize
-
-    serve = read_manifest(shipped_adapter(WRITING)).get("serve") or {"format": "gguf", "bits": 4}
-    merged = resolve_model(WRITING).path
-    if log:
-        kind = serve.get("type") or f"{serve['bits']}-bit"
-        kind += " with its importance matrix" if serve.get("imatrix") else ""
-        kind += ", rounded as AutoRound tuned it" if serve.get("rounding") else ""
-        log(f"using the shipped '{WRITING}' model ({serve['format']} {kind}; made once, then cached)")
-    # an importance matrix or a tuned rounding that shipped with the adapter rounds the user's export the way
-    # the benched one was
-    folder = shipped_adapter(WRITING)
-    matrix = folder / serve["imatrix"] if serve.get("imatrix") else False
-    rounding = folder / serve["rounding"] if serve.get("rounding") else None
-    path, _ = quantize(
-        str(merged),
-        serve["format"],
-        serve["bits"],
-        gguf_type=serve.get("type"),
-        imatrix=matrix,
-        rounding=rounding,
-        force=True,
-        log=log or (lambda line: None),  # never stdout: that is where the edited text goes
-    )
-    return path
+    units, offset = [], 0
+    for piece, after in zip(pieces, result, strict=True):
+        if piece.editable and after != piece.text:
+            units.append((offset, piece.text, after))
+        offset += len(piece.text)
+    return document_suggestions(units)
 
 
 def check_writable(target: Path) -> None:

@@ -239,7 +239,9 @@ def _entries(
     from edgewrite.models import resolve_model
 
     base_path = resolve_model(base).path if base == BASE else Path(base)
-    paths = [base_path] + [Path(a) for a in artifacts if a not in (BASE, base, *systems)]
+    # the untuned base model is always benched: listing it too (by name or path) benches it once
+    is_base = [a in (BASE, base) or (Path(a).exists() and Path(a).resolve() == base_path.resolve()) for a in artifacts]
+    paths = [base_path] + [Path(a) for a, b in zip(artifacts, is_base, strict=True) if not b and a not in systems]
     entries, exclude, dev_fraction = [], set(), 0.1
     for p in paths:
         manifest = read_manifest(p)
@@ -250,6 +252,7 @@ def _entries(
         dev_fraction = frac if keys else dev_fraction
         entries.append({**describe(p, manifest), "fingerprint": manifest.get("fingerprint"), "pre": None})
     _disambiguate(entries)
+    entries[0]["listed"] = any(is_base)
     if pre_on is not None:
         listed = {Path(a).resolve() for a in artifacts}
         for a in pre_on:
@@ -422,6 +425,8 @@ def bench(
     n_rows = sum(len(s.rows) for s in sets)
     with Progress("bench", n_rows * len(entries) * len(devices), quiet=quiet) as progress:
         progress.base = 0
+        if entries[0].pop("listed", False):
+            progress.log(f"{entries[0]['path']} is the untuned base model, which bench always includes: benched once")
         for entry in entries:
             for device in devices:
                 spec = {

@@ -51,18 +51,37 @@ def _root(
 
 
 @app.command()
-def models() -> None:
-    """List the models edgewrite can use: the embedded default, cached conversions, and local runs."""
+def models(
+    use: Annotated[
+        str | None,
+        typer.Option(
+            "--use",
+            help="Make this model the default of assist, serve, generate, lsp and check: 'writing', "
+            "'writing:fp32', 'default' or an artifact folder; 'shipped' goes back to the shipped model.",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="The device whose default --use sets: cpu or cuda.")] = "cpu",
+) -> None:
+    """List the models edgewrite can use: the embedded default, the shipped model, cached conversions, runs."""
     from edgewrite.models import list_models
+    from edgewrite.shipped import choose_default, chosen_default
 
+    _check_device(device)
+    if use is not None:
+        choose_default(None if use == "shipped" else use, device)
+        err_console.print(f"default model on {device}: {chosen_default(device) or 'writing (shipped)'}")
+        return
     rows = list_models()
+    pick = chosen_default("cpu") or "writing"
+    for row in rows:
+        row["default"] = "*" if pick in (row["ref"], row["path"]) else ""
     if not console.is_terminal:  # piped: one tab-separated line per model, nothing wrapped
         for row in rows:
-            sys.stdout.write("\t".join((row["ref"], row["what"], row["status"], row["path"])) + "\n")
+            sys.stdout.write("\t".join((row["ref"], row["what"], row["status"], row["path"], row["default"])) + "\n")
         return
-    table = Table("ref", "what", "status", "path")
+    table = Table("ref", "what", "status", "path", "default")
     for row in rows:
-        table.add_row(row["ref"], row["what"], row["status"], row["path"])
+        table.add_row(row["ref"], row["what"], row["status"], row["path"], row["default"])
     console.print(table)
 
 
@@ -317,7 +336,7 @@ def generate(
         runtime.tokenizer, instruction or spec.default_instruction, text, manifest.get("prompt_style", "chat")
     )
     (g,) = runtime.generate([prompt], max_new_tokens=max_new_tokens)
-    console.print(g.text, highlight=False, markup=False)
+    sys.stdout.write(g.text + "\n")  # the answer alone, unwrapped: `$(edgewrite generate ...)` gets just it
     err_console.print(
         f"[dim]{g.new_tokens} tokens, first after {g.ttft_s * 1000:.0f} ms, "
         f"{g.new_tokens / max(g.decode_s + g.ttft_s, 1e-9):.1f} tok/s, stop: {g.finish}[/]"
@@ -336,22 +355,38 @@ def assist(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result here (default: standard output).")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Replace FILE (atomically; keeps FILE.bak).")] = False,
-    diff: Annotated[bool, typer.Option("--diff", help="Show a word-level diff.")] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Show each edit: where, its kind, the change and the reason.")
+    ] = False,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format", help="text: the edited document; json: one JSON object per edit (line, column, kind, ...)."
+        ),
+    ] = "text",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     pre: Pre = None,
     quiet: Quiet = False,
 ) -> None:
     """Edit a document offline: sentences (paragraphs for coherence) in batches, markdown structure kept."""
-    from rich.text import Text
-
-    from edgewrite.assist import assist_document, check_writable, read_input, segment, word_diff, write_output
+    from edgewrite.assist import (
+        assist_document,
+        check_writable,
+        piece_suggestions,
+        read_input,
+        segment,
+        write_output,
+    )
+    from edgewrite.check import CheckedFile, format_row, located
     from edgewrite.edit import check_pre, load_editor
     from edgewrite.progress import Progress
     from edgewrite.tasks import get_task
 
     spec = get_task(task)
     check_pre(pre)
+    if format_ not in ("text", "json"):
+        raise EdgewriteError(f"--format {format_}: give text or json")
     if in_place and (source == "-" or out is not None):
         raise EdgewriteError("--in-place needs a FILE argument and no --out")
     if out is not None and source != "-" and out.resolve() == Path(source).resolve():
@@ -372,17 +407,95 @@ def assist(
     )
     units = sum(p.editable for p in segment(document, spec.unit))
     with Progress(task, units, quiet=quiet) as bar:
-        result, _, _ = assist_document(editor, document, task, batch_size, progress=lambda n: bar.advance(n))
-    if diff:
-        shown = Text()
-        for op, text in word_diff(document, result):
-            shown.append(text, style={"=": "", "-": "red strike", "+": "green"}[op])
-        (err_console if out is None and not in_place else console).print(shown)
+        result, pieces, edited = assist_document(
+            editor,
+            document,
+            task,
+            batch_size,
+            progress=lambda n: bar.advance(n),
+            log=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
+        )
+    rows = located(CheckedFile(Path(source), document, piece_suggestions(pieces, edited)))
+    if format_ == "json":  # the edits are the output; the document goes only where --out/--in-place say
+        for row in rows:
+            sys.stdout.write(format_row(row, "json") + "\n")
+    elif diff:
+        shown = err_console if target is None else console
+        for row in rows:
+            shown.print(format_row(row), highlight=False, markup=False, soft_wrap=True)
+        shown.print(f"[dim]{len(rows)} edit(s)[/]")
     if target is not None:
         write_output(result, target, backup=in_place)
         err_console.print(f"edited {source} in place (previous version: {source}.bak)" if in_place else f"wrote {out}")
-    else:
+    elif format_ == "text":
         sys.stdout.write(result)
+
+
+@app.command()
+def check(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (their .md/.txt/.rst files) or globs.")],
+    task: Annotated[str, typer.Option(help="grammar, fluency, clarity, coherence, simplification, ...")] = "grammar",
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Artifact or system (default: the shipped 'writing' model)."),
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="text (path:line:col: kind: ...) or json.")] = "text",
+    disable: Annotated[
+        list[str] | None, typer.Option("--disable", help="A kind not to report (repeatable), e.g. 'rewrite'.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    pre: Pre = None,
+    quiet: Quiet = False,
+) -> None:
+    """Check files as a linter: one line per suggested edit; exit 1 if there is any, 0 if none, 2 on bad input."""
+    from edgewrite.check import check_files, collect_files, format_row, located
+    from edgewrite.edit import check_pre, load_editor
+    from edgewrite.edit.spans import KINDS
+    from edgewrite.progress import Progress
+    from edgewrite.tasks import get_task
+
+    get_task(task)
+    check_pre(pre)
+    if format_ not in ("text", "json"):
+        raise EdgewriteError(f"--format {format_}: give text or json")
+    off = set(disable or [])
+    if unknown := sorted(off - set(KINDS)):
+        raise EdgewriteError(f"--disable {', '.join(unknown)}: unknown kind; kinds: {', '.join(KINDS)}")
+    _check_device(device)
+    files = collect_files(paths)
+    editor, _ = load_editor(
+        _artifact_path(model) if model else _default_artifact(device), device=device, batch_size=batch_size, pre=pre
+    )
+    bars: list = []
+
+    def start(n: int) -> None:
+        bars.append(Progress(f"check {len(files)} file(s)", n, quiet=quiet or n < 20).__enter__())
+
+    try:
+        checked = check_files(
+            editor,
+            files,
+            task,
+            batch_size,
+            warn=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False),
+            progress=lambda k: bars[0].advance(k) if bars else None,
+            on_units=start,
+        )
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    found = 0
+    for item in checked:
+        for row in located(item):
+            if row["kind"] in off:
+                continue
+            found += 1
+            sys.stdout.write(format_row(row, format_) + "\n")
+    if format_ == "text":
+        err_console.print(f"{found} suggestion(s) in {len(checked)} file(s)")
+    if found:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -483,13 +596,13 @@ DataDir = Annotated[Path, typer.Option(help="Data folder in the layout of shared
 
 
 def _artifact_path(ref: str) -> Path:
-    from edgewrite.models import DEFAULT, WRITING, resolve_model
+    from edgewrite.shipped import artifact_path
 
-    return resolve_model(ref).path if ref in (DEFAULT, WRITING) and not Path(ref).exists() else Path(ref)
+    return artifact_path(ref, log=lambda line: err_console.print(f"[dim]{line}[/]"))
 
 
 def _default_artifact(device: str) -> Path:
-    from edgewrite.assist import default_artifact
+    from edgewrite.shipped import default_artifact
 
     return default_artifact(device, log=lambda line: err_console.print(f"[dim]{line}[/]"))
 
@@ -662,6 +775,9 @@ def report(
     for v in verdicts:
         for line in v["text"]:
             console.print(line.replace("**", ""))
+        if v.get("artifact"):  # the default changes only when the user says so
+            flag = "" if v["device"] == "cpu" else f" --device {v['device']}"
+            console.print(f"to make it the default: edgewrite models --use {v['artifact']}{flag}", highlight=False)
     console.print(f"wrote {target} and {target.with_suffix('.md')}")
 
 
@@ -671,7 +787,9 @@ def main() -> None:
 
     quiet_third_party_logs()
     try:
-        app(prog_name="edgewrite", standalone_mode=False)
+        code = app(prog_name="edgewrite", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) raised inside a command comes back as its code
+            sys.exit(code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except EdgewriteError as e:

@@ -3,9 +3,15 @@
 On open and change of a plain-text, Markdown or git commit document, after a short debounce, every
 unit (sentence; paragraph for coherence) is edited through the shared edit path (assist's
 segmentation, then the editor: the model, a pre-pass, or Harper alone) in one background worker
-thread, so requests never wait for the model. A unit the editor would change becomes a diagnostic
-whose quick-fix code action applies the edit. Results are cached per (task, unit text): an unchanged
-sentence never runs twice. Through pygls, the maintained Python LSP framework (pygls 2.x).
+thread, so requests never wait for the model. Each individual edit of a unit (edgewrite.edit.spans: a
+span, a kind, a reason) becomes a diagnostic with a quick fix that changes only its span, plus a fix
+that applies every edit of its sentence. Positions are counted in UTF-16 code units, as LSP counts
+them. Kinds can be switched off by the client (``initializationOptions`` or the ``edgewrite`` section
+of ``workspace/didChangeConfiguration``: ``{"disabledKinds": ["rewrite"]}``); lines and files are kept
+out with ``edgewrite-ignore-line`` / ``-next-line`` / ``-file`` comments. A fix whose span no longer
+holds its original text (a stale or misbehaving client) is not offered. Results are cached per (task,
+unit text): an unchanged sentence never runs twice. Through pygls, the maintained Python LSP framework
+(pygls 2.x).
 """
 
 from __future__ import annotations
@@ -30,25 +36,6 @@ class Unit:
     start: int  # offset in the document (code points)
     text: str
     edited: str
-
-
-def _positions(text: str, offsets: list[int]) -> dict[int, tuple[int, int]]:
-    """Code-point offsets -> (line, character in UTF-16 code units), as LSP positions are counted."""
-    wanted = sorted(set(offsets))
-    out: dict[int, tuple[int, int]] = {}
-    line, col, i = 0, 0, 0
-    for pos, ch in enumerate(text):
-        while i < len(wanted) and wanted[i] == pos:
-            out[wanted[i]] = (line, col)
-            i += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        else:
-            col += 2 if ord(ch) > 0xFFFF else 1
-    while i < len(wanted):
-        out[wanted[i]] = (line, col)
-        i += 1
-    return out
 
 
 class EditService:
@@ -85,27 +72,80 @@ class EditService:
         return [Unit(s, p, self.cache.get(p, p)) for s, p in zip(starts, pieces, strict=True)]
 
 
-def _diagnostics(text: str, units: list[Unit], task: str) -> list[Any]:
+def _diagnostics(text: str, units: list[Unit], disabled: set[str] = frozenset()) -> list[Any]:
+    """One diagnostic per individual edit; its data carries its own fix and every fix of its sentence."""
     from lsprotocol import types
 
-    from edgewrite.assist import word_diff
+    from edgewrite.edit.spans import line_column, suggestions
 
-    changed = [u for u in units if u.edited.strip() and u.edited != u.text]
-    where = _positions(text, [o for u in changed for o in (u.start, u.start + len(u.text))])
+    groups = []
+    for u in units:
+        if u.edited.strip() and u.edited != u.text:
+            found = [s.shifted(u.start) for s in suggestions(u.text, u.edited) if s.kind not in disabled]
+            if found:
+                groups.append(found)
+    where = line_column(text, [o for g in groups for s in g for o in (s.start, s.end)], utf16=True)
     out = []
-    for u in changed:
-        (l0, c0), (l1, c1) = where[u.start], where[u.start + len(u.text)]
-        runs = [f"{'−' if op == '-' else '+'}{t.strip()}" for op, t in word_diff(u.text, u.edited) if op != "="]
-        out.append(
-            types.Diagnostic(
-                range=types.Range(types.Position(l0, c0), types.Position(l1, c1)),
-                message=f"{task}: {' '.join(runs)[:200]}",
-                severity=types.DiagnosticSeverity.Information,
-                source=SOURCE,
-                data={"replacement": u.edited},
+    for group in groups:
+        fixes = [[*where[s.start], *where[s.end], s.replacement, s.original] for s in group]
+        for s, fix in zip(group, fixes, strict=True):
+            out.append(
+                types.Diagnostic(
+                    range=types.Range(types.Position(fix[0], fix[1]), types.Position(fix[2], fix[3])),
+                    message=s.reason,
+                    severity=types.DiagnosticSeverity.Information,
+                    code=s.kind,
+                    source=SOURCE,
+                    data={"replacement": s.replacement, "original": s.original, "sentence": fixes},
+                )
             )
-        )
     return out
+
+
+def _offset(lines: list[str], line: int, character: int) -> int | None:
+    """A code-point offset from an LSP position (UTF-16 column); None past the end of its line."""
+    if not 0 <= line < len(lines) or character < 0:
+        return None
+    units = 0
+    for i, ch in enumerate(lines[line].rstrip("\r\n")):
+        if units == character:
+            return sum(len(x) for x in lines[:line]) + i
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > character:
+            return None  # inside a surrogate pair
+    return sum(len(x) for x in lines[:line]) + len(lines[line].rstrip("\r\n")) if units == character else None
+
+
+def _valid_fixes(text: str, fixes: list) -> list[Any] | None:
+    """The fixes as TextEdits when every one still holds its original text, in range and without overlap."""
+    from lsprotocol import types
+
+    lines = text.splitlines(keepends=True) or [""]
+    spans = []
+    for fix in fixes:
+        if not (isinstance(fix, list) and len(fix) == 6 and all(isinstance(x, int) for x in fix[:4])):
+            return None
+        start, end = _offset(lines, fix[0], fix[1]), _offset(lines, fix[2], fix[3])
+        if start is None or end is None or end < start or text[start:end] != fix[5] or not isinstance(fix[4], str):
+            return None
+        spans.append((start, end, fix))
+    spans.sort(key=lambda x: (x[0], x[1]))
+    if any(b[0] < a[1] or (a[0] == a[1] == b[0] == b[1]) for a, b in zip(spans, spans[1:], strict=False)):
+        return None
+    return [
+        types.TextEdit(range=types.Range(types.Position(f[0], f[1]), types.Position(f[2], f[3])), new_text=f[4])
+        for _, _, f in spans
+    ]
+
+
+def _disabled_kinds(settings: Any) -> set[str] | None:
+    """``disabledKinds`` from initializationOptions or the ``edgewrite`` settings section (None: not given)."""
+    if isinstance(settings, dict) and isinstance(settings.get("edgewrite"), dict):
+        settings = settings["edgewrite"]
+    if not isinstance(settings, dict) or "disabledKinds" not in settings:
+        return None
+    kinds = settings["disabledKinds"]
+    return {k for k in kinds if isinstance(k, str)} if isinstance(kinds, list) else set()
 
 
 def create_server(service: EditService, debounce_s: float = 0.4) -> Any:
@@ -114,10 +154,12 @@ def create_server(service: EditService, debounce_s: float = 0.4) -> Any:
 
     server = LanguageServer("edgewrite", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
     generation: dict[str, int] = {}
+    disabled: set[str] = set()
 
-    async def analyse(uri: str) -> None:
+    async def analyse(uri: str, wait: bool = True) -> None:
         mine = generation[uri] = generation.get(uri, 0) + 1
-        await asyncio.sleep(debounce_s)
+        if wait:
+            await asyncio.sleep(debounce_s)
         if generation.get(uri) != mine:
             return  # a newer change came in: that one will be analysed
         doc = server.workspace.get_text_document(uri)
@@ -137,8 +179,25 @@ def create_server(service: EditService, debounce_s: float = 0.4) -> Any:
             return
         if generation.get(uri) == mine:
             server.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=uri, diagnostics=_diagnostics(text, units, service.task))
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=_diagnostics(text, units, disabled))
             )
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: Any, params: types.InitializeParams) -> None:
+        kinds = _disabled_kinds(params.initialization_options)
+        if kinds is not None:
+            disabled.clear()
+            disabled.update(kinds)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: Any, params: types.DidChangeConfigurationParams) -> None:
+        kinds = _disabled_kinds(params.settings)
+        if kinds is None:
+            return
+        disabled.clear()
+        disabled.update(kinds)
+        for uri in list(generation):  # republish open documents (their units are cached: no model run)
+            await analyse(uri, wait=False)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: Any, params: types.DidOpenTextDocumentParams) -> None:
@@ -160,21 +219,47 @@ def create_server(service: EditService, debounce_s: float = 0.4) -> Any:
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
     )
     def code_action(ls: Any, params: types.CodeActionParams) -> list[types.CodeAction]:
-        actions = []
+        uri = params.text_document.uri
+        text = server.workspace.get_text_document(uri).source
+        actions, sentences = [], set()
         for diag in params.context.diagnostics:
             data = diag.data if isinstance(diag.data, dict) else {}
             if diag.source != SOURCE or not isinstance(data.get("replacement"), str):
                 continue
-            edit = types.TextEdit(range=diag.range, new_text=data["replacement"])
+            r = diag.range
+            own = [r.start.line, r.start.character, r.end.line, r.end.character, data["replacement"]]
+            edits = _valid_fixes(text, [[*own, data.get("original")]])
+            if edits is None:
+                continue  # stale or out of range: never applied
+            before, after = str(data.get("original") or "").strip(), data["replacement"].strip()
+            title = (
+                f"Replace '{before}' with '{after}'"
+                if before and after
+                else (f"Add '{after}'" if after else f"Remove '{before}'")
+            )
             actions.append(
                 types.CodeAction(
-                    title=f"edgewrite: {data['replacement'][:60]}",
+                    title=f"edgewrite: {title[:80]}",
                     kind=types.CodeActionKind.QuickFix,
                     diagnostics=[diag],
                     is_preferred=True,
-                    edit=types.WorkspaceEdit(changes={params.text_document.uri: [edit]}),
+                    edit=types.WorkspaceEdit(changes={uri: edits}),
                 )
             )
+            group = data.get("sentence")
+            key = repr(group)
+            if isinstance(group, list) and len(group) > 1 and key not in sentences:
+                sentences.add(key)
+                every = _valid_fixes(text, group)
+                if every is not None:
+                    actions.append(
+                        types.CodeAction(
+                            title=f"edgewrite: apply all {len(every)} edits of this sentence",
+                            kind=types.CodeActionKind.QuickFix,
+                            diagnostics=[diag],
+                            edit=types.WorkspaceEdit(changes={uri: every}),
+                        )
+                    )
         return actions
 
     return server

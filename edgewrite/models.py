@@ -215,7 +215,7 @@ def resolve_model(ref: str) -> ModelInfo:
     if ref == DEFAULT:
         path = _dequantize_gguf(default_gguf_path(), edgewrite_home() / "models" / DEFAULT_NAME, DEFAULT_NAME)
         return check_causal_lm(path, ref)
-    if ref == WRITING and not Path(ref).exists():
+    if ref in (WRITING, f"{WRITING}:fp32") and not Path(ref).exists():
         return check_causal_lm(_merge_shipped(WRITING), ref)
     local = Path(ref).expanduser()
     if local.is_file() and local.suffix == ".gguf":
@@ -230,6 +230,46 @@ def resolve_model(ref: str) -> ModelInfo:
     if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
         return check_causal_lm(_download(ref), ref)
     raise EdgewriteError(f"model '{ref}' not found: not 'default', an existing folder, a .gguf file or a hub id")
+
+
+def _folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def _shipped_rows(shipped: dict) -> list[dict[str, Any]]:
+    """`writing` (as served: its 4-bit export) and `writing:fp32` (the merge it is exported from)."""
+    home = edgewrite_home() / "models"
+    merged = home / f"{WRITING}-{shipped['fingerprint'][:8]}"
+    scores = shipped.get("dev") or {}
+    serve = shipped.get("serve") or {}
+
+    def mean(which: str) -> str:
+        ci = (scores.get(which) or {}).get("mean_ci")
+        return f", dev mean {ci['value']:.1f} [{ci['lo']:.1f}, {ci['hi']:.1f}]" if ci else ""
+
+    form = serve.get("type") or serve.get("format", "")
+    served = f"{merged.name}-{serve.get('format', 'gguf')}-{str(serve.get('type') or '').lower()}"
+    exports = sorted(p for p in home.glob(f"{served}*") if p.is_dir() and not p.name.endswith("-lora"))
+    exported = [p for p in exports if (p / "manifest.json").is_file()]
+    return [
+        {
+            "ref": WRITING,
+            "what": f"{DEFAULT_NAME} tuned for the seven writing tasks (shipped LoRA adapter; served as {form}"
+            + mean("served")
+            + (f"; {_folder_mb(exported[0]):.0f} MB" if exported else "")
+            + ")",
+            "status": "ready" if exported else "merged and exported on first use",
+            "path": str(exported[0]) if exported else str(merged),
+        },
+        {
+            "ref": "writing:fp32",
+            "what": f"the same model as its fp32 merge (transformers{mean('merged')}"
+            + (f"; {_folder_mb(merged):.0f} MB" if (merged / "manifest.json").is_file() else "")
+            + ")",
+            "status": "ready" if (merged / "manifest.json").is_file() else "merged on first use",
+            "path": str(merged),
+        },
+    ]
 
 
 def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
@@ -249,29 +289,12 @@ def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
     except EdgewriteError as e:
         rows.append({"ref": DEFAULT, "what": DEFAULT_NAME, "status": f"missing: {e}", "path": ""})
     if (SHIPPED_DIR / WRITING / "manifest.json").is_file():
-        shipped = read_manifest(SHIPPED_DIR / WRITING)
-        merged = edgewrite_home() / "models" / f"{WRITING}-{shipped['fingerprint'][:8]}"
-        scores = ((shipped.get("dev") or {}).get("served") or {}).get("mean_ci") or {}
-        serve = shipped.get("serve") or {}
-        rows.append(
-            {
-                "ref": WRITING,
-                "what": f"{DEFAULT_NAME} tuned for the seven writing tasks (shipped LoRA adapter"
-                + (
-                    f"; served as {serve.get('type') or serve.get('format')}, dev mean {scores['value']:.1f} "
-                    f"[{scores['lo']:.1f}, {scores['hi']:.1f}]"
-                    if scores
-                    else ""
-                )
-                + ")",
-                "status": "ready" if (merged / "manifest.json").is_file() else "merged on first use",
-                "path": str(merged),
-            }
-        )
+        rows += _shipped_rows(read_manifest(SHIPPED_DIR / WRITING))
     models_dir = edgewrite_home() / "models"
+    shown = {Path(r["path"]).name for r in rows if r["path"]}
     if models_dir.is_dir():
         for p in sorted(models_dir.iterdir()):
-            if p.name == DEFAULT_NAME or p.name.startswith(f"{WRITING}-") or not (p / "manifest.json").is_file():
+            if p.name == DEFAULT_NAME or p.name in shown or not (p / "manifest.json").is_file():
                 continue
             kind = read_manifest(p).get("kind")
             what = {"base": "cached GGUF conversion", "quantized": "cached export"}.get(kind, kind)

@@ -667,7 +667,7 @@ def examples(doc: dict, bench_dir: Path, cell: dict) -> dict[str, list[dict]]:
 
 
 def _diff_html(before: str, after: str) -> str:
-    from edgewrite.assist import word_diff
+    from edgewrite.edit.text import word_diff
 
     style = {"=": "", "-": "del", "+": "ins"}
     parts = []
@@ -808,7 +808,7 @@ Command: <code>{html.escape(str(doc.get("command")))}</code>. Versions: {html.es
 
 
 def _remember_recommendation(verdicts: list[dict]) -> None:
-    """`edgewrite assist` and `serve` default to the artifact the last report recommends per device."""
+    """The last report's pick per device, kept for `edgewrite models --use` (it does not change the default)."""
     from edgewrite.models import edgewrite_home
 
     picks = {v["device"]: v["artifact"] for v in verdicts if v.get("artifact")}

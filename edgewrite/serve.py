@@ -398,7 +398,8 @@ def _chat_route(app: Any, served: _Served) -> None:
 
 
 def _edit_route(app: Any, served: _Served) -> None:
-    from edgewrite.assist import segment, word_diff
+    from edgewrite.assist import piece_suggestions
+    from edgewrite.edit.text import segment, word_diff
     from edgewrite.tasks import TASK_NAMES, TASKS
 
     @app.post("/v1/edit")
@@ -421,7 +422,16 @@ def _edit_route(app: Any, served: _Served) -> None:
             out[i] = text
         output = "".join(out)
         diff = word_diff(req.text, output)
-        return {"task": req.task, "input": req.text, "output": output, "diff": diff, "usage": usage, "timings": timings}
+        edits = [s.to_dict() for s in piece_suggestions(pieces, out)]  # spans in code points of "input"
+        return {
+            "task": req.task,
+            "input": req.text,
+            "output": output,
+            "edits": edits,
+            "diff": diff,
+            "usage": usage,
+            "timings": timings,
+        }
 
 
 def create_app(

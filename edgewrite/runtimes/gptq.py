@@ -12,8 +12,13 @@ class GPTQRuntime(HFRuntime):
     name = "gptq"
 
     def _load(self, path: Path, device: str, dtype: Any) -> Any:
+        import contextlib
+        import sys
+
         from edgewrite.quantize.gptq import _import_gptqmodel
 
         gptqmodel = _import_gptqmodel()
-        wrapped = gptqmodel.GPTQModel.load(str(path), device=device)
+        # GPT-QModel prints debug lines ("from_quantized: adapter: None") on stdout, where answers go
+        with contextlib.redirect_stdout(sys.stderr):
+            wrapped = gptqmodel.GPTQModel.load(str(path), device=device)
         return wrapped.model.eval()

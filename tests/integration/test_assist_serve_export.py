@@ -166,7 +166,8 @@ def test_finish_reasons_usage_and_timings_over_http(server: str) -> None:
         assert chunks[-1].choices[0].finish_reason == finish
     status, body = _post(server + "/v1/edit", json.dumps({"text": "She go to school.", "task": "grammar"}).encode())
     assert status == 200 and body["output"] == "Fine." and body["usage"]["completion_tokens"] == 2
-    assert ["-", "She go to school. "] in [list(x) for x in body["diff"]] or body["diff"]
+    assert [list(x) for x in body["diff"]] == [["-", "She go to school."], ["+", "Fine."]]
+    assert [(e["start"], e["end"], e["replacement"], e["kind"]) for e in body["edits"]] == [(0, 16, "Fine", "rewrite")]
 
 
 def test_every_route_answers_bad_input_with_an_openai_error_body(server: str) -> None:
@@ -405,3 +406,58 @@ def test_editor_page_in_headless_chromium(server: str) -> None:
             assert page.text_content("#status") == "applied" and page.input_value("#text").strip()
         browser.close()
         assert errors == []
+
+
+@pytest.fixture(scope="module")
+def harper_server():
+    """Harper behind the same app: real, deterministic edits in known places."""
+    srv = _Server("harper")
+    yield srv.url
+    srv.close()
+
+
+HARPER_TEXT = "😀 This is a error and she go home. Fine."
+
+
+def test_edit_endpoint_returns_each_edit_with_span_kind_and_reason(harper_server: str) -> None:
+    from edgewrite.edit.spans import Suggestion, apply_suggestions
+
+    status, body = _post(harper_server + "/v1/edit", json.dumps({"text": HARPER_TEXT, "task": "grammar"}).encode())
+    assert status == 200, body
+    edits = body["edits"]
+    assert [(e["original"], e["replacement"], e["kind"]) for e in edits] == [
+        ("a", "an", "determiner"),
+        ("go", "goes", "verb form"),
+    ]
+    # spans count code points of the input (the emoji is one), and each holds its original text
+    assert [HARPER_TEXT[e["start"] : e["end"]] for e in edits] == ["a", "go"] and edits[0]["start"] == 10
+    assert "agreement: 'go' → 'goes' after 'she'" == edits[1]["reason"]
+    applied, dropped = apply_suggestions(HARPER_TEXT, [Suggestion(**e) for e in edits])
+    assert applied == body["output"] == "😀 This is an error and she goes home. Fine." and dropped == []
+
+
+def test_editor_page_takes_one_edit_and_leaves_another(harper_server: str) -> None:
+    """In a real browser: each edit shows its kind; rejecting one keeps exactly that span as it was."""
+    import os
+
+    if _chromium() is None:
+        assert os.environ.get("CI") != "true", "CI must install Chromium (apt-get install chromium)"
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does this)")
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(harper_server + "/")
+        page.fill("#text", HARPER_TEXT)
+        page.click("#suggest")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('suggested change')")
+        assert page.locator(".hunk .kind").all_text_contents() == ["determiner", "verb form"]
+        assert page.locator(".hunk").first.get_attribute("title") == "determiner: 'a' → 'an'"
+        page.locator(".hunk button[title=reject]").first.click()  # leave 'a error', take 'goes'
+        page.click("#apply")
+        assert page.input_value("#text") == "😀 This is a error and she goes home. Fine."
+        browser.close()
+    assert errors == []

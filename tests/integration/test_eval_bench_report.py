@@ -306,3 +306,6 @@ def test_two_runs_of_one_kind_get_told_apart_and_one_artifact_is_benched_once(
     assert [e["label"] for e in entries] == ["base fp32 (untuned)", "tuned fp32", "tuned fp32 (quickstart)"]
     with pytest.raises(EdgewriteError, match="listed twice"):
         _entries([str(first), str(first)], str(tiny_artifact), (), None)
+    # the untuned base model, which bench always includes, listed by its path: benched once, not refused
+    alone, _, _ = _entries([str(tiny_artifact), str(first)], str(tiny_artifact), (), None)
+    assert [e["label"] for e in alone] == ["base fp32 (untuned)", "tuned fp32"] and alone[0]["listed"] is True

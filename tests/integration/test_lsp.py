@@ -25,12 +25,18 @@ def _open(client: LanguageClient, text: str, uri: str = URI, language: str = "pl
     )
 
 
+def _cut(line: str, character: int) -> tuple[str, str]:
+    """A line split at an LSP column (UTF-16 code units), as an editor applies a TextEdit."""
+    units = line.encode("utf-16-le")
+    return units[: 2 * character].decode("utf-16-le"), units[2 * character :].decode("utf-16-le")
+
+
 def _apply(text: str, edits: list[types.TextEdit]) -> str:
     lines = text.split("\n")
     for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
         s, t = e.range.start, e.range.end
-        before = "\n".join(lines[: s.line] + [lines[s.line][: s.character]])
-        after = "\n".join([lines[t.line][t.character :]] + lines[t.line + 1 :])
+        before = "\n".join(lines[: s.line] + [_cut(lines[s.line], s.character)[0]])
+        after = "\n".join([_cut(lines[t.line], t.character)[1]] + lines[t.line + 1 :])
         lines = (before + e.new_text + after).split("\n")
     return "\n".join(lines)
 
@@ -85,3 +91,66 @@ async def test_changes_are_debounced_and_bad_input_is_survived(client: LanguageC
     _open(client, "She go home.\n", uri="file:///tmp/edgewrite-lsp/other.txt")  # still serving
     (diag,) = await _diagnostics(client, "file:///tmp/edgewrite-lsp/other.txt")
     assert diag.source == "edgewrite"
+
+
+def _code_actions(client: LanguageClient, diags: list[types.Diagnostic], uri: str = URI):
+    return client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diags[0].range,
+            context=types.CodeActionContext(diagnostics=diags),
+        )
+    )
+
+
+@pytest.mark.asyncio
+async def test_one_diagnostic_per_edit_each_fix_changes_only_its_span(client: LanguageClient) -> None:
+    # an emoji (two UTF-16 code units) before the edits and CRLF line ends: positions must still be exact
+    text = (
+        "# 😀 Notes\r\n\r\n😀 This is a error and she go home. Fine.\r\nHe go out. <!-- edgewrite-ignore-line -->\r\n"
+    )
+    _open(client, text, language="markdown")
+    diags = sorted(await _diagnostics(client), key=lambda d: d.range.start.character)
+    assert [d.code for d in diags] == ["determiner", "verb form"]
+    assert all(d.range.start.line == 2 for d in diags)  # the ignored line has none
+    determiner, verb = diags
+    assert (determiner.range.start.character, determiner.range.end.character) == (11, 12)  # 'a' after '😀 This is '
+    assert "'go' → 'goes'" in verb.message and "agreement" in verb.message
+    actions = await _code_actions(client, [verb])
+    single = [a for a in actions if "apply all" not in a.title]
+    every = [a for a in actions if "apply all" in a.title]
+    assert len(single) == 1 and len(every) == 1
+    fixed = _apply(text, single[0].edit.changes[URI])
+    assert fixed == text.replace("she go home", "she goes home")  # only its span: 'a error' is still there
+    fixed_all = _apply(text, every[0].edit.changes[URI])
+    assert fixed_all == text.replace("a error and she go home", "an error and she goes home")
+    # a diagnostic whose range no longer holds its text (past the end of a line, or stale) gets no fix
+    moved = types.Diagnostic(
+        range=types.Range(types.Position(2, 400), types.Position(2, 402)),
+        message=verb.message,
+        source="edgewrite",
+        data=verb.data,
+    )
+    assert not await _code_actions(client, [moved])
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client_without_determiners(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(), initialization_options={"disabledKinds": ["determiner"]}
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_the_client_switches_kinds_off(client_without_determiners: LanguageClient) -> None:
+    client = client_without_determiners
+    _open(client, "This is a error and she go home.\n")
+    assert [d.code for d in await _diagnostics(client)] == ["verb form"]
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"edgewrite": {"disabledKinds": ["verb form"]}})
+    )
+    assert [d.code for d in await _diagnostics(client)] == ["determiner"]

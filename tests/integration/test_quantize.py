@@ -360,3 +360,33 @@ def test_autoround_lifts_the_layers_a_tensor_type_names_to_q8_0(artifacts: dict,
     applied, again = quantize(str(tiny_model_dir), out=root / "q40-mixed-applied", rounding=path / "rounding.npz")
     assert again["details"]["rounding_file"]["tensors_differing"] == []
     assert describe(applied, again)["label"] == "tuned gguf Q4_0 AutoRound + 2 Q8_0"
+
+
+@pytest.mark.parametrize("name", ["gguf-q8", "onnx-int4", "gptq-4bit", "hf"])
+def test_generate_prints_nothing_but_the_answer_on_stdout(
+    artifacts: dict, tiny_model_dir: Path, tmp_path: Path, name: str
+) -> None:
+    """`$(edgewrite generate ...)` and pipes get the answer alone, whatever the runtime (GPT-QModel printed
+    'from_quantized: adapter: None' there)."""
+    import subprocess
+
+    from edgewrite.artifacts import write_manifest
+    from edgewrite.tasks import TASKS
+
+    if name == "hf":
+        path = tmp_path / "hf"
+        shutil.copytree(tiny_model_dir, path)
+        write_manifest(path, "base", fingerprint="tiny", format="safetensors", stop_token="<|im_end|>")
+    else:
+        path = artifacts[name]
+    args = ["generate", "She go home.", "-m", str(path), "--max-new-tokens", "6"]
+    done = subprocess.run([sys.executable, "-m", "edgewrite.cli", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "6 tokens" in done.stderr and done.stdout.endswith("\n")
+    assert not any(word in done.stdout for word in ("from_quantized", "INFO", "WARNING", "tok/s")), done.stdout
+    if name != "gptq-4bit":  # GPT-QModel's CPU kernels are not bitwise repeatable across processes
+        runtime, _ = load_runtime(path)
+        prompt = build_prompt(runtime.tokenizer, TASKS["grammar"].default_instruction, "She go home.", "chat")
+        (want,) = runtime.generate([prompt], max_new_tokens=6)
+        runtime.close()
+        assert done.stdout == want.text + "\n"

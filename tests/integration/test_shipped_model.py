@@ -80,15 +80,12 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
         if entry.name != "recommended.json":
             (home / entry.name).symlink_to(entry)
     env = {**os.environ, "EDGEWRITE_HOME": str(home)}
-    done = subprocess.run(
-        [sys.executable, "-m", "edgewrite.cli", "assist", "-", "--task", "grammar", "-q"],
-        input="She go to school every days.\n",
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=tmp_path,
-    )
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "edgewrite.cli", *args]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+
+    done = cli("assist", "-", "--task", "grammar", "-q", stdin="She go to school every days.\n")
     assert done.returncode == 0, done.stderr[-2000:]
     # the serving export (4 bits, rounded as shipped) fixes both errors, as the fp32 merge does
     assert done.stdout.strip() == "She goes to school every day.", done.stdout
@@ -99,6 +96,29 @@ def test_assist_corrects_with_no_training_run(tmp_path: Path) -> None:
         (made,) = (home / "models").glob("writing-*-gguf-q4_0-ar")
         # the user's export is the file that was benched, tensor for tensor
         assert read_manifest(made)["details"]["rounding_file"]["tensors_differing"] == []
+    # `edgewrite check` with the same default: one suggestion per edit, on its own span, with its kind
+    (tmp_path / "she.txt").write_text("She go to school every days.\n")
+    (tmp_path / "notes.md").write_text(
+        "---\ntitle: she go home\n---\n\n```\nshe go to school every days\n```\n\nShe go to school every days.\n"
+    )
+    checked = cli("check", "she.txt", "notes.md", "-q")
+    # `-m writing` is the model as served (the export above), `writing:fp32` its merge: `models` shows both
+    rows = {line.split("\t")[0]: line.split("\t") for line in cli("models").stdout.splitlines()}
+    served, fp32 = Path(rows["writing"][3]), Path(rows["writing:fp32"][3])
+    assert read_manifest(served)["format"] == serve["format"] and read_manifest(fp32)["kind"] == "merged"
+    assert rows["writing"][4] == "*" and "MB" in rows["writing"][1] and "MB" in rows["writing:fp32"][1]
+    pick = "from edgewrite.shipped import artifact_path as a; print(a('writing')); print(a('writing:fp32'))"
+    resolved = subprocess.run(
+        [sys.executable, "-c", pick], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+    )
+    assert resolved.stdout.split() == [str(served), str(fp32)], resolved.stderr[-2000:]
+    assert checked.returncode == 1, checked.stderr[-2000:]
+    assert checked.stdout.splitlines() == [
+        "she.txt:1:5: verb form: go → goes (agreement: 'go' → 'goes' after 'She')",
+        "she.txt:1:24: noun number: days → day (noun number: 'days' → 'day' after 'every')",
+        "notes.md:9:5: verb form: go → goes (agreement: 'go' → 'goes' after 'She')",  # not the front matter or code
+        "notes.md:9:24: noun number: days → day (noun number: 'days' → 'day' after 'every')",
+    ], checked.stdout
 
 
 def test_runtime_lora_keeps_the_embedded_q4_1_file_and_computes_the_fp32_merge(tmp_path: Path) -> None:
