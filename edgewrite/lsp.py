@@ -26,7 +26,6 @@ from typing import Any
 from edgewrite import __version__
 
 SOURCE = "edgewrite"
-MAX_UNIT_CHARS = 2000  # a longer "sentence" (a pasted log line, a 5 MB line) is not sent to the model
 CACHE_SIZE = 5000
 LANGUAGES = ("plaintext", "markdown", "git-commit", "gitcommit", "text")
 
@@ -49,7 +48,7 @@ class EditService:
         self.model_calls = 0  # units sent to the editor (the cache's hits are not)
 
     def units(self, text: str, language: str) -> list[Unit]:
-        from edgewrite.assist import edit_texts, segment
+        from edgewrite.assist import MAX_UNIT_CHARS, edit_texts, segment
         from edgewrite.tasks import TASKS
 
         if language in ("git-commit", "gitcommit"):  # comment lines of a commit message are not prose

@@ -63,6 +63,22 @@ def _default_sources() -> list[DataSource]:
     return [DataSource(path=p, role=r) for p, r in rows]
 
 
+def default_data_dir() -> Path:
+    """The data folder when none is named: $EDGEWRITE_DATA, else ../shared/data (beside a clone)."""
+    import os
+
+    if env := os.environ.get("EDGEWRITE_DATA"):
+        if not Path(env).is_dir():
+            raise EdgewriteError(f"EDGEWRITE_DATA={env} is not a folder; point it at a data folder like shared/data")
+        return Path(env)
+    for folder in (Path("../shared/data"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if folder.is_dir():
+            return folder
+    raise EdgewriteError(
+        "no data folder: set EDGEWRITE_DATA to a folder in the layout of shared/data, or put it at ../shared/data"
+    )
+
+
 class DataConfig(_Strict):
     data_dir: str = "../shared/data"
     sources: list[DataSource] = Field(default_factory=_default_sources)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgewrite.artifacts import existing_matches, fingerprint, sha256_file, staged_dir, write_manifest
+from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, sha256_file, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
 
 DEFAULT_FORMAT = "gguf"
@@ -259,7 +259,7 @@ def quantize(
     compute = imatrix is True
     texts: list[str] = []  # calibration text (training rows as tuned on) for --imatrix and --autoround
     if compute or autoround:
-        rows = _calibration_rows(parent, calibration, samples, what="--autoround" if autoround else "--imatrix")
+        rows, calibration_source = _calibration_rows(parent, calibration, samples)
         texts = calibration_texts(rows, tokenizer, parent.get("prompt_style", "chat"), stop)
     with staged_dir(out) as tmp:
         if fmt == "gguf":
@@ -269,7 +269,7 @@ def quantize(
 
                 values, tokens = imx.collect(model_dir, texts, tokenizer, log=log)
                 imx.save(values, matrix)
-                imatrix_info = {"file": matrix.name, "rows": len(texts), "tokens": tokens}
+                imatrix_info = {"file": matrix.name, "rows": len(texts), "tokens": tokens, "from": calibration_source}
             elif matrix:
                 shutil.copy2(imatrix, matrix)
                 imatrix_info = {"file": matrix.name, "from": str(imatrix), "sha256": settings["imatrix_sha256"]}
@@ -288,6 +288,7 @@ def quantize(
                     parent.get("fingerprint"),
                     overrides,
                 )
+                details["calibration_source"] = calibration_source
             elif rounding is not None:
                 details = backend.export_rounded(model_dir, tmp, rounding, log)
             elif lora:
@@ -299,10 +300,11 @@ def quantize(
             if matrix:
                 details["imatrix"] = imatrix_info
         elif fmt == "gptq":
-            rows = _calibration_rows(parent, calibration, samples)
+            rows, calibration_source = _calibration_rows(parent, calibration, samples)
             details = backend.export(
                 model_dir, tmp, bits, group_size, rows, tokenizer, parent.get("prompt_style", "chat"), stop, device
             )
+            details["calibration_source"] = calibration_source
         else:
             details = backend.export(model_dir, tmp, label, device)
         for name in TOKENIZER_FILES:
@@ -335,8 +337,9 @@ def quantize(
 
 def _check_readback(readback: dict, template: str, stop: str, stop_id: int, fmt: str) -> None:
     got = readback.get("chat_template")
-    if template and got is not None and got.strip() != template.strip():
-        raise EdgewriteError(f"the {fmt} export changed the chat template; the artifact was not kept")
+    if template and (got is None or got.strip() != template.strip()):
+        what = "lost" if got is None else "changed"
+        raise EdgewriteError(f"the {fmt} export {what} the chat template; the artifact was not kept")
     stops = readback.get("stop_ids") or []
     if stop_id not in stops:
         raise EdgewriteError(
@@ -351,21 +354,34 @@ def calibration_texts(rows: list[dict], tokenizer: Any, style: str, stop: str) -
     return [build_prompt(tokenizer, r["instruction"], r["source"], style) + r["references"][0] + stop for r in rows]
 
 
-def _calibration_rows(parent: dict, calibration: Path | None, samples: int, what: str = "GPTQ") -> list[dict]:
-    """A seeded sample of training rows (never dev rows) from the data the model was tuned on."""
+def _calibration_rows(parent: dict, calibration: Path | None, samples: int) -> tuple[list[dict], str]:
+    """A seeded sample of training rows (never dev rows) and where they came from: ``calibration`` if given,
+    else the data the model was tuned on, else rows built from the default data folder (as GPT-QModel and
+    llama-imatrix calibrate on a default text when given none)."""
     import random
 
-    if calibration is None:
-        data = (parent.get("data") or {}).get("path")
-        if not data:
-            raise EdgewriteError(
-                f"{what} needs calibration text: this model has no data artifact in its manifest; "
-                "pass --calibration DIR (a folder written by `edgewrite data`)"
-            )
-        calibration = Path(data)
+    if calibration is not None:
+        source = f"--calibration {calibration}"
+    elif (data := (parent.get("data") or {}).get("path")) and (Path(data) / "train.jsonl").is_file():
+        calibration, source = Path(data), f"the model's training rows ({data})"
+    else:
+        calibration = _default_calibration()
+        source = f"rows built from the default data folder ({read_manifest(calibration).get('data_dir')})"
     path = calibration / "train.jsonl"
     if not path.is_file():
         raise EdgewriteError(f"calibration folder {calibration} has no train.jsonl; make it with `edgewrite data`")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     random.Random(1234).shuffle(rows)
-    return rows[:samples]
+    return rows[:samples], source
+
+
+def _default_calibration() -> Path:
+    """The default data recipe built once from the default data folder, into the cache."""
+    from edgewrite.data import build_dataset
+    from edgewrite.models import edgewrite_home
+    from edgewrite.recipe import DataConfig, default_data_dir
+
+    folder = default_data_dir()
+    out = edgewrite_home() / "calibration" / f"default-{fingerprint(str(folder.resolve()))[:8]}"
+    build_dataset(DataConfig(), out, data_dir=folder)
+    return out

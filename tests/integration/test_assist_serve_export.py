@@ -461,3 +461,15 @@ def test_editor_page_takes_one_edit_and_leaves_another(harper_server: str) -> No
         assert page.input_value("#text") == "😀 This is a error and she goes home. Fine."
         browser.close()
     assert errors == []
+
+
+def test_a_unit_too_long_to_edit_is_kept_with_one_line_in_every_runtime(stopping_model: dict, tmp_path: Path) -> None:
+    """A 5 MB line without a sentence end (a pasted log): transformers used to grind on it for minutes."""
+    line = "word " * 1_000_000
+    doc = tmp_path / "log.md"
+    doc.write_text(line + "\n")
+    for runtime in ("hf", "gguf"):
+        done = _cli("assist", str(doc), "-m", str(stopping_model[runtime]), "-q", "--out", str(tmp_path / "out.md"))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (tmp_path / "out.md").read_text() == line + "\n"
+        assert "a unit of 5,000,000 characters is too long to edit (over 2,000); kept as it is" in done.stderr

@@ -390,3 +390,38 @@ def test_generate_prints_nothing_but_the_answer_on_stdout(
         (want,) = runtime.generate([prompt], max_new_tokens=6)
         runtime.close()
         assert done.stdout == want.text + "\n"
+
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def test_gptq_without_calibration_uses_the_default_data_folder(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Like GPT-QModel and llama-imatrix, a default calibration set: the model's training rows when its
+    manifest names them, else rows built from the default data folder; the manifest says which."""
+    import os
+
+    from edgewrite.recipe import default_data_dir
+
+    if not SHARED_DATA.is_dir():
+        assert os.environ.get("CI") != "true", f"CI needs {SHARED_DATA}"
+        pytest.skip(f"{SHARED_DATA} not found")
+    monkeypatch.setenv("EDGEWRITE_DATA", str(SHARED_DATA))
+    _, manifest = quantize(str(tiny_model_dir), "gptq", 4, out=tmp_path / "gptq", samples=8)
+    source = manifest["details"]["calibration_source"]
+    assert source == f"rows built from the default data folder ({SHARED_DATA})", source
+    assert manifest["details"]["calibration_rows"] == 8
+    monkeypatch.setenv("EDGEWRITE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(EdgewriteError, match="EDGEWRITE_DATA=.*is not a folder"):
+        default_data_dir()
+
+
+def test_an_export_that_lost_its_chat_template_is_not_kept() -> None:
+    from edgewrite.quantize import _check_readback
+
+    with pytest.raises(EdgewriteError, match="lost the chat template"):
+        _check_readback({"chat_template": None, "stop_ids": [2]}, "{{ messages }}", "<|im_end|>", 2, "gguf")
+    with pytest.raises(EdgewriteError, match="changed the chat template"):
+        _check_readback({"chat_template": "x", "stop_ids": [2]}, "{{ messages }}", "<|im_end|>", 2, "gguf")
+    _check_readback({"chat_template": "{{ messages }}\n", "stop_ids": [2]}, "{{ messages }}", "<|im_end|>", 2, "gguf")
