@@ -7,7 +7,7 @@ gold type has a counterpart, whether `classify` gives a matching kind.
 
     python benchmarks/edit_alignment.py
 
-Writes benchmarks/results/edit_alignment/{results.json,results.md}.
+Writes benchmarks/results/edit_alignment/{results.json,results.md,kinds.md}.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     lines = [
         f"Command: `{doc['command']}` (commit {doc['commit']}).",
         "",
-        "| gold | sentences | gold edits | our edits | span P | span R | span F1 | kind agreement (typed edits) |",
+        "| gold | sentence × annotator | gold edits | our edits | span P | span R | span F1 | kind agreement (typed edits) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -63,7 +63,9 @@ def main() -> None:
             f"{100 * r['span_precision']:.1f} | {100 * r['span_recall']:.1f} | {100 * r['span_f1']:.1f} | "
             f"{100 * r['kind_agreement']:.1f} % ({r['typed_edits']:,}) |"
         )
-    lines += ["", "Kinds given per gold type (agreeing edits; the most frequent types):", ""]
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    lines = [f"Command: `{doc['command']}`. Kinds given per gold type (agreeing edits; the most frequent types).", ""]
     for name, r in results.items():
         lines.append(f"**{name}**")
         lines.append("")
@@ -72,8 +74,7 @@ def main() -> None:
             shown = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
             lines.append(f"- {gold}: {shown}")
         lines.append("")
-    (OUT / "results.md").write_text("\n".join(lines))
-    print("\n".join(lines[:6]))
+    (OUT / "kinds.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

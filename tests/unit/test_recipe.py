@@ -81,4 +81,4 @@ def test_the_shipped_recipe_still_trains_what_shipped() -> None:
 
 def test_lora_dropout_defaults_to_zero_and_pinned_recipes_keep_theirs() -> None:
     assert Recipe.model_validate({"name": "x"}).train.lora_dropout == 0.0
-    assert load_recipe(Path("benchmarks/recipe_search_base.yaml")).train.lora_dropout == 0.05
+    assert load_recipe(Path("experiments/recipe_search_base.yaml")).train.lora_dropout == 0.05

@@ -7,7 +7,7 @@ This benchmark keeps that choice measured: each build is a directory holding a `
 (an unpacked wheel), put first on PYTHONPATH of its child process; ``installed`` is the venv's own.
 
     pip wheel --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -w /tmp/w  # per CMAKE_ARGS
-    python benchmarks/llama_build.py runs/writing-smollm2-135m-cpu/gguf-q4_k_m \\
+    python experiments/llama_build.py runs/writing-smollm2-135m-cpu/gguf-q4_k_m \\
         --build avx2=/tmp/avx2/site --build avx512=/tmp/avx512/site
 
 Writes benchmarks/results/llama_build.{json,md}: edit latency p50/p95/mean per build and artifact, the

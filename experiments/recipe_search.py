@@ -1,14 +1,14 @@
 """Recipe search at an equal budget: which training choices make the tuned model beat copy and the
 untuned base model?
 
-Each candidate changes one or two keys of benchmarks/recipe_search_base.yaml (same number of steps and
+Each candidate changes one or two keys of experiments/recipe_search_base.yaml (same number of steps and
 rows per step, so the same CPU budget up to each choice's own speed, which is recorded), is trained
 with `edgewrite run` (data, tune, merge), and is scored by the eval code on a fixed seeded sample of
 every task's headline dev set (`edgewrite eval --limit N --headline-only`). Each candidate is compared
 with the base candidate by paired bootstrap on the same rows.
 
-    python benchmarks/recipe_search.py                 # all candidates (resumes: finished ones are kept)
-    python benchmarks/recipe_search.py --only lr-1e-3  # one of them
+    python experiments/recipe_search.py                 # all candidates (resumes: finished ones are kept)
+    python experiments/recipe_search.py --only lr-1e-3  # one of them
 
 Writes benchmarks/results/recipe_search/{recipe_search.json,recipe_search.md,recipe_search.svg}.
 """
@@ -32,7 +32,7 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-BASE = "benchmarks/recipe_search_base.yaml"
+BASE = "experiments/recipe_search_base.yaml"
 
 
 def _sources_without(path: str) -> str:
@@ -258,7 +258,7 @@ def _render(doc: dict) -> None:
     if missing:
         lines += [
             "",
-            "Not run yet (each ~13 min on 2 cores; `python benchmarks/recipe_search.py --only NAME`): "
+            "Not run yet (each ~13 min on 2 cores; `python experiments/recipe_search.py --only NAME`): "
             + ", ".join(f"{n} ({CANDIDATES[n][0]})" for n in missing)
             + ".",
         ]
@@ -320,7 +320,7 @@ def main() -> None:
     doc.update(
         {
             "benchmark": "recipe_search",
-            "command": "python benchmarks/recipe_search.py",
+            "command": "python experiments/recipe_search.py",
             "base_recipe": BASE,
             "steps": base.train.max_steps,
             "batch_size": base.train.batch_size,

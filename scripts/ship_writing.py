@@ -7,13 +7,13 @@ merged model and of its 4-bit serving export, copied from a bench run (its rows 
 recorded with them). `edgewrite models` lists it; assist, serve and generate use it by default
 (merged and exported once, on first use).
 
-    python benchmarks/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
+    python scripts/ship_writing.py runs/writing-smollm2-135m-cpu --recipe recipes/writing-smollm2-135m-cpu.yaml \
         --bench benchmarks/results/bench --serve gguf:IQ4_NL --imatrix   # what made the shipped adapter
-    python benchmarks/ship_writing.py --reserve ~/.cache/edgewrite/models/writing-0a824c2d-gguf-q4_0-ar \
+    python scripts/ship_writing.py --reserve ~/.cache/edgewrite/models/writing-0a824c2d-gguf-q4_0-ar \
         --rounding runs/writing-ar/rounding.npz --bench benchmarks/results/bench-shipped
         # what it serves now: Q4_0 with the AutoRound rounding of `quantize writing --autoround 200`
 
-Re-running the recipe from a fresh clone rebuilds the same adapter (benchmarks/reproduce_writing.py
+Re-running the recipe from a fresh clone rebuilds the same adapter (scripts/reproduce_writing.py
 checks the dev scores of a rebuild against these intervals).
 """
 

@@ -7,7 +7,7 @@ merge: the whole CPU budget), then compares:
 - the rebuilt merged model's dev outputs with the shipped merged model's outputs stored by the bench the
   manifest names, by paired bootstrap per task: reproduced = every interval of the difference contains 0.
 
-    python benchmarks/reproduce_writing.py
+    python scripts/reproduce_writing.py
 
 Writes benchmarks/results/reproduce_writing.{json,md}.
 """
@@ -81,7 +81,7 @@ def main() -> None:
     reproduced = all(d["lo"] <= 0 <= d["hi"] for d in diff.values())
     result = {
         "benchmark": "reproduce_writing",
-        "command": "python benchmarks/reproduce_writing.py",
+        "command": "python scripts/reproduce_writing.py",
         "conditions": {"cpu": _cpu_name(), "versions": tool_versions(), "commit": git_commit()},
         "recipe": shipped["recipe"],
         "build_seconds": round(build_s),

@@ -5,7 +5,7 @@ edgewrite/runtimes/harper.py on, and no kind skipped); then lint kinds are dropp
 (backward elimination) while dropping one raises the objective: the mean of the two headline scores,
 JFLEG GLEU (fluency) and CoNLL-2013 M2 F0.5 (grammar). The kinds it drops are HarperEditor.SKIP_KINDS.
 
-    python benchmarks/harper_lints.py
+    python experiments/harper_lints.py
 
 Writes benchmarks/results/harper_lints.{json,md}.
 """
@@ -71,7 +71,7 @@ def main() -> None:
     _, q_best = score(skip)
     result = {
         "benchmark": "harper_lints",
-        "command": "python benchmarks/harper_lints.py",
+        "command": "python experiments/harper_lints.py",
         "rows": {s.key: len(s.rows) for s in sets},
         "lint_ms_per_row": round(lint_ms, 2),
         "lints_per_kind": dict(kinds.most_common()),
