@@ -54,7 +54,8 @@ def main() -> None:
     lines = [
         f"Command: `{doc['command']}` (commit {doc['commit']}).",
         "",
-        "| gold | sentence × annotator | gold edits | our edits | span P | span R | span F1 | kind agreement (typed edits) |",
+        "| gold | sentence × annotator | gold edits | our edits | span P | span R | span F1 "
+        "| kind agreement (typed edits) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
