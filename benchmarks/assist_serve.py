@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions  # noqa: E402
-from edgewrite.bench import _cpu_name, _pct  # noqa: E402
+from edgewrite.bench import _pct, cpu_name  # noqa: E402
 
 EXE = [sys.executable, "-m", "edgewrite.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -208,7 +208,7 @@ def main() -> None:
         "benchmark": "assist_serve",
         "command": "python " + " ".join(sys.argv),
         "artifact": a.artifact,
-        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "cold_start": {"seconds": round(cold_wall, 2), "output": first.strip(), **cold},
         "assist": {
             "words": len(doc.split()),

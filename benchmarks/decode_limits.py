@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import _cpu_name, _pct  # noqa: E402
+from edgewrite.bench import _pct, cpu_name  # noqa: E402
 
 
 def bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
@@ -170,7 +170,7 @@ def main() -> None:
     doc = {
         "benchmark": "decode_limits",
         "command": "python " + " ".join(sys.argv),
-        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "bandwidth_gb_s": bw,
         "results": results,
     }

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgewrite.bench import _cpu_name  # noqa: E402
+from edgewrite.bench import cpu_name  # noqa: E402
 
 
 def run(artifact: str, batch: int, data_dir: Path, threads: int) -> dict:
@@ -196,7 +196,7 @@ def measure(args: argparse.Namespace) -> dict:
     command = "python benchmarks/noise_floor.py " + " ".join(args.artifacts) + f" --batch-sizes {args.batch_sizes}"
     if args.fp32:
         command += f" --fp32 '{args.fp32}'"
-    return {"command": command, "cpu": _cpu_name(), "threads": args.threads, "results": results}
+    return {"command": command, "cpu": cpu_name(), "threads": args.threads, "results": results}
 
 
 if __name__ == "__main__":

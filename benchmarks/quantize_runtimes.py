@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from edgewrite.artifacts import git_commit, tool_versions
-from edgewrite.bench import _cpu_name
+from edgewrite.bench import cpu_name
 
 EXPORTS = [("gguf", 8, "gguf-q8_0"), ("gguf", 4, "gguf-q4_k_m"), ("onnx", 4, "onnx-int4"), ("gptq", 4, "gptq-4bit-g64")]
 PROMPT_TEXT = (
@@ -232,13 +232,13 @@ def main() -> None:
     result = {
         "benchmark": "quantize_runtimes",
         "command": "python " + " ".join(sys.argv),
-        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "rows": rows,
     }
     out = Path(a.out)
     (out / "quantize_runtimes.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        f"# Quantization and runtimes ({model}, {_cpu_name()}, 2 threads)",
+        f"# Quantization and runtimes ({model}, {cpu_name()}, 2 threads)",
         "",
         f"Command: `{result['command']}`",
         "",

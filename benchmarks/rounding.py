@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import _cpu_name, _pct  # noqa: E402
+from edgewrite.bench import _pct, cpu_name  # noqa: E402
 from edgewrite.errors import EdgewriteError  # noqa: E402
 
 
@@ -197,7 +197,7 @@ def main() -> None:
     doc = {
         "benchmark": "rounding",
         "command": "python " + " ".join(sys.argv),
-        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "parent_rows": str(parent_rows),
         "rows": len(rows),
         "rounds": a.rounds,

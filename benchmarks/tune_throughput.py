@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions  # noqa: E402
-from edgewrite.bench import _cpu_name  # noqa: E402
+from edgewrite.bench import cpu_name  # noqa: E402
 from edgewrite.data import build_dataset  # noqa: E402
 from edgewrite.models import resolve_model  # noqa: E402
 from edgewrite.recipe import load_recipe  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "recipe": a.recipe,
         "conditions": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": psutil.cpu_count(),
             "threads": torch.get_num_threads(),
             "device": "cpu",

@@ -193,7 +193,7 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -292,7 +292,7 @@ def _conditions(
     threads: int | None, split: str, limit: int | None, tasks: Any, data_dir: Path, sets: list, exclude: set
 ) -> dict:
     return {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": threads or os.cpu_count(),
         "platform": platform.platform(),

@@ -150,4 +150,8 @@ def format_row(row: dict, fmt: str = "text") -> str:
         return json.dumps(row, ensure_ascii=False)
     original = _show(row["original"].strip()) or "∅"
     replacement = _show(row["replacement"].strip()) or "∅"
-    return f"{row['path']}:{row['line']}:{row['column']}: {row['kind']}: {original} → {replacement} ({row['reason']})"
+    sure = f"; confidence {row['confidence']:.2f}" if row.get("confidence") is not None else ""
+    return (
+        f"{row['path']}:{row['line']}:{row['column']}: {row['kind']}: {original} → {replacement} "
+        f"({row['reason']}{sure})"
+    )

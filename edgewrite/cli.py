@@ -33,6 +33,26 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Pre = Annotated[
     str | None, typer.Option("--pre", help="A pre-pass before the model: 'harper' applies Harper's fixes first.")
 ]
+PolicyOpt = Annotated[
+    str,
+    typer.Option(
+        "--policy",
+        help="Per-task policy (pre-pass, confidence threshold): 'auto' (the one chosen on dev beside the model's "
+        "adapter), 'none', or a policy.json file.",
+    ),
+]
+Threshold = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Drop the model's edits whose confidence is below this (0-1), over the policy."),
+]
+
+
+def _policy_args(policy: str, threshold: float | None) -> dict:
+    return {
+        "policy": None if policy == "none" else policy,
+        "threshold": threshold,
+        "log": lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
+    }
 
 
 def _version(value: bool) -> None:
@@ -367,6 +387,8 @@ def assist(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     pre: Pre = None,
+    policy: PolicyOpt = "auto",
+    threshold: Threshold = None,
     quiet: Quiet = False,
 ) -> None:
     """Edit a document offline: sentences (paragraphs for coherence) in batches, markdown structure kept."""
@@ -404,6 +426,7 @@ def assist(
         batch_size=batch_size,
         pre=pre,
         n_ctx=ASSIST_KV_CELLS,
+        **_policy_args(policy, threshold),
     )
     units = sum(p.editable for p in segment(document, spec.unit))
     with Progress(task, units, quiet=quiet) as bar:
@@ -446,6 +469,8 @@ def check(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     pre: Pre = None,
+    policy: PolicyOpt = "auto",
+    threshold: Threshold = None,
     quiet: Quiet = False,
 ) -> None:
     """Check files as a linter: one line per suggested edit; exit 1 if there is any, 0 if none, 2 on bad input."""
@@ -465,7 +490,11 @@ def check(
     _check_device(device)
     files = collect_files(paths)
     editor, _ = load_editor(
-        _artifact_path(model) if model else _default_artifact(device), device=device, batch_size=batch_size, pre=pre
+        _artifact_path(model) if model else _default_artifact(device),
+        device=device,
+        batch_size=batch_size,
+        pre=pre,
+        **_policy_args(policy, threshold),
     )
     bars: list = []
 
@@ -510,6 +539,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     pre: Pre = None,
+    policy: PolicyOpt = "auto",
+    threshold: Threshold = None,
     api_key: Annotated[
         str | None,
         typer.Option(help="Require 'Authorization: Bearer KEY' (needed off loopback; or set EDGEWRITE_API_KEY)."),
@@ -542,7 +573,17 @@ def serve(
         if manifest.get("kind") in ("adapter", "data"):
             raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
-    run_server(path, host, port, device, pre=pre, api_key=key, queue_size=queue_size, max_batch=max_batch)
+    run_server(
+        path,
+        host,
+        port,
+        device,
+        pre=pre,
+        api_key=key,
+        queue_size=queue_size,
+        max_batch=max_batch,
+        editor_args=_policy_args(policy, threshold),
+    )
 
 
 @app.command()
@@ -560,6 +601,8 @@ def lsp(
     ] = "grammar",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     pre: Pre = None,
+    policy: PolicyOpt = "auto",
+    threshold: Threshold = None,
     debounce: Annotated[float, typer.Option(help="Seconds of quiet after a change before checking.")] = 0.4,
 ) -> None:
     """Language server over stdio: diagnostics for sentences the model would edit, a quick fix applies them."""
@@ -572,7 +615,12 @@ def lsp(
     _check_device(device)
     if debounce < 0:
         raise EdgewriteError(f"--debounce {debounce}: give zero or more seconds")
-    editor, _ = load_editor(_artifact_path(model) if model else _default_artifact(device), device=device, pre=pre)
+    editor, _ = load_editor(
+        _artifact_path(model) if model else _default_artifact(device),
+        device=device,
+        pre=pre,
+        **_policy_args(policy, threshold),
+    )
     serve_stdio(editor, task, debounce)
 
 

@@ -91,7 +91,7 @@ def _diagnostics(text: str, units: list[Unit], disabled: set[str] = frozenset())
             out.append(
                 types.Diagnostic(
                     range=types.Range(types.Position(fix[0], fix[1]), types.Position(fix[2], fix[3])),
-                    message=s.reason,
+                    message=s.reason if s.confidence is None else f"{s.reason} (confidence {s.confidence:.2f})",
                     severity=types.DiagnosticSeverity.Information,
                     code=s.kind,
                     source=SOURCE,

@@ -472,6 +472,7 @@ def serve(
     api_key: str | None = None,
     queue_size: int = QUEUE_SIZE,
     max_batch: int = MAX_BATCH,
+    editor_args: dict | None = None,
 ) -> None:
     import uvicorn
 
@@ -479,7 +480,7 @@ def serve(
 
     api_key = api_key or os.environ.get("EDGEWRITE_API_KEY") or None
     check_host(host, port, api_key)
-    editor, manifest = load_editor(model_path, device=device, pre=pre)
+    editor, manifest = load_editor(model_path, device=device, pre=pre, **(editor_args or {}))
     app = create_app(
         editor, manifest, model_name=model_path.name, api_key=api_key, queue_size=queue_size, max_batch=max_batch
     )

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import LATENCY_ROWS, _cpu_name, _latency_rows, _pct  # noqa: E402
+from edgewrite.bench import LATENCY_ROWS, _latency_rows, _pct, cpu_name  # noqa: E402
 
 
 def _fail(message: str) -> None:
@@ -121,7 +121,7 @@ def main() -> None:
     doc = {
         "benchmark": "llama_build",
         "command": "python " + " ".join(sys.argv),
-        "conditions": {"cpu": _cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "threads": 2, "versions": tool_versions(), "commit": git_commit()},
         "builds": builds,
         "rounds": a.rounds,
         "results": results,

@@ -116,7 +116,7 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
 
 
 def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -> dict:
-    from edgewrite.bench import _cpu_name
+    from edgewrite.bench import cpu_name
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
     from edgewrite.pipeline import run_recipe
@@ -159,7 +159,7 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
             else f"edgewrite run {BASE} {override_flags} && edgewrite eval {merged} --limit {eval_rows} --headline-only"
         ),
         "stats": stats,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "wall_s": {"data_tune_merge": round(train_s, 1), "eval": round(eval_s, 1)},
         "unchanged_output_fraction": round(unchanged, 4),
         "quality": quality,
@@ -313,7 +313,7 @@ def main() -> None:
     for r in doc["results"].values():  # results from before the comparisons were named
         r.setdefault("compared_with", CANDIDATES.get(r["name"], ("", [], ""))[2])
     from edgewrite.artifacts import git_commit, tool_versions
-    from edgewrite.bench import _cpu_name
+    from edgewrite.bench import cpu_name
     from edgewrite.recipe import load_recipe
 
     base = load_recipe(ROOT / BASE)
@@ -326,7 +326,7 @@ def main() -> None:
             "batch_size": base.train.batch_size,
             "eval_rows": a.eval_rows,
             "conditions": {
-                "cpu": _cpu_name(),
+                "cpu": cpu_name(),
                 "cores": os.cpu_count(),
                 "versions": tool_versions(),
                 "commit": git_commit(),

@@ -37,7 +37,7 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic
-    from edgewrite.bench import _cpu_name, cell_id
+    from edgewrite.bench import cell_id, cpu_name
     from edgewrite.bootstrap import paired
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, headline_scorers, run_eval, training_keys
@@ -82,7 +82,7 @@ def main() -> None:
     result = {
         "benchmark": "reproduce_writing",
         "command": "python scripts/reproduce_writing.py",
-        "conditions": {"cpu": _cpu_name(), "versions": tool_versions(), "commit": git_commit()},
+        "conditions": {"cpu": cpu_name(), "versions": tool_versions(), "commit": git_commit()},
         "recipe": shipped["recipe"],
         "build_seconds": round(build_s),
         "same_data": rebuilt["data"]["fingerprint"] == shipped["data"]["fingerprint"],

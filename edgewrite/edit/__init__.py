@@ -61,6 +61,7 @@ class Edit:
     ttft_s: float = 0.0  # time to the first token (a system that is not a model: its whole time)
     decode_s: float = 0.0
     finish: str = "stop"
+    suggestions: list | None = None  # the individual edits with their confidences, where a policy made them
 
 
 Done = Callable[[int, "Edit"], None]
@@ -101,11 +102,13 @@ class ModelEditor:
     def budget(self, text: str) -> int:
         return len(self.runtime.tokenize(text))
 
-    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
+    def prompt(self, task: str, text: str) -> str:
         from edgewrite.tasks import TASKS, build_prompt
 
-        instruction = TASKS[task].default_instruction
-        prompts = [build_prompt(self.runtime.tokenizer, instruction, t, self.style) for t in texts]
+        return build_prompt(self.runtime.tokenizer, TASKS[task].default_instruction, text, self.style)
+
+    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
+        prompts = [self.prompt(task, t) for t in texts]
         limit = min(1024, int(max(self.budget(t) for t in texts) * 1.5) + 16)
 
         def as_edit(t: str, g: Any) -> Edit:
@@ -209,18 +212,40 @@ def load_editor(
     batch_size: int = 8,
     pre: str | None = None,
     n_ctx: int | None = None,
+    policy: Path | str | None = None,
+    threshold: float | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict]:
     """The editor for an artifact folder or a system name (copy, harper), optionally behind a pre-pass,
     and the artifact's manifest ({"kind": "system"} for a system). ``n_ctx``: the llama.cpp runtime's
-    KV-cache cells (default 2,048)."""
+    KV-cache cells (default 2,048). ``policy``: "auto" applies the per-task policy kept beside the adapter
+    the model was made from (edgewrite.edit.policy), a path applies that file, None none; ``threshold``
+    drops the model's edits below that confidence whatever the policy says."""
+    from edgewrite.edit.policy import PolicyEditor, check_threshold, policy_for
+
     check_pre(pre)
+    check_threshold(threshold)
     if str(artifact) in SYSTEMS and not Path(artifact).exists():
+        if threshold:
+            from edgewrite.edit.confidence import CONFIDENCE_RUNTIMES
+
+            raise EdgewriteError(
+                f"--threshold: {artifact} is not a model and gives no confidence; runtimes that do: "
+                + ", ".join(CONFIDENCE_RUNTIMES)
+            )
         editor, manifest = load_system(str(artifact)), {"kind": "system", "name": str(artifact)}
     else:
         from edgewrite.runtimes import load_runtime
 
         runtime, manifest = load_runtime(artifact, device=device, threads=threads, batch_size=batch_size, n_ctx=n_ctx)
         editor = ModelEditor(runtime, manifest.get("prompt_style", "chat"))
+        chosen = None
+        if policy is not None:
+            where = None if str(policy) == "auto" else Path(policy)
+            chosen = policy_for(Path(artifact), where, log or (lambda line: None))
+        if chosen is not None or threshold is not None:
+            editor = PolicyEditor(editor, chosen, threshold)
+            manifest = {**manifest, "policy": chosen.source if chosen else None, "threshold": threshold}
     if pre:
         editor = PrePassEditor(load_system(pre), editor)
     return editor, manifest

@@ -17,6 +17,7 @@ dev grammar sets is measured by ``m2_agreement`` (benchmarks/edit_alignment.py).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -410,9 +411,37 @@ def classify(o: Sequence[str], c: Sequence[str], before: str | None = None) -> t
 
 
 # --------------------------------------------------------------------------- text -> suggestions
+_CONFIDENCES: OrderedDict[tuple[str, str], list[Suggestion]] = OrderedDict()
+
+
+def remember_confidences(source: str, edited: str, found: list[Suggestion]) -> None:
+    """Keep the confidences a model gave the edits of (source, edited), so that every interface that
+    derives the edits of that unit again (check, lsp, serve, assist) hands them out with them."""
+    _CONFIDENCES[(source.strip(), edited.strip())] = found
+    while len(_CONFIDENCES) > 20_000:
+        _CONFIDENCES.popitem(last=False)
+
+
 def suggestions(source: str, edited: str) -> list[Suggestion]:
     """The individual edits that turn ``source`` into ``edited`` (spans in ``source``'s code points).
     Applying all of them (``apply_suggestions``) gives ``edited`` up to the whitespace between tokens."""
+    found = [s for s, _, _ in located_suggestions(source, edited)]
+    known = list(_CONFIDENCES.get((source.strip(), edited.strip()), []))
+    if not known:
+        return found
+    out = []
+    for s in found:
+        match = next((k for k in known if (k.original, k.replacement) == (s.original, s.replacement)), None)
+        if match is not None:
+            known.remove(match)
+            s = Suggestion(s.start, s.end, s.original, s.replacement, s.kind, s.reason, match.confidence)
+        out.append(s)
+    return out
+
+
+def located_suggestions(source: str, edited: str) -> list[tuple[Suggestion, int, int]]:
+    """Each suggestion with the span its replacement takes in ``edited``: ``edited[a:b] == replacement``, and
+    ``edited[:a] + original + edited[b:]`` is ``edited`` with that one edit left out."""
     if source == edited:
         return []
     src, cor = tokenize(source), tokenize(edited)
@@ -423,27 +452,38 @@ def suggestions(source: str, edited: str) -> list[Suggestion]:
         kind, reason = classify(o, c, src[i1 - 1][0] if i1 > 0 else None)
         if i1 < i2 and j1 < j2:
             start, end = src[i1][1], src[i2 - 1][2]
-            replacement = edited[cor[j1][1] : cor[j2 - 1][2]]
+            at, to = cor[j1][1], cor[j2 - 1][2]
+            replacement = edited[at:to]
         elif i1 < i2:  # a deletion takes the space before it (or after it), never a line break
             start, end = src[i1][1], src[i2 - 1][2]
             before_gap = source[src[i1 - 1][2] : start] if i1 > 0 else "\n"
             after_gap = source[end : src[i2][1]] if i2 < len(src) else "\n"
             if "\n" not in before_gap and (i1 > 0 and (before_gap or "\n" in after_gap or i2 == len(src))):
                 start -= len(before_gap)
+                at = cor[j1 - 1][2] if j1 > 0 else 0
             elif "\n" not in after_gap:
                 end += len(after_gap)
-            replacement = ""
+                at = cor[j1][1] if j1 < len(cor) else len(edited)
+            else:
+                at = cor[j1 - 1][2] if j1 > 0 else 0
+            to, replacement = at, ""
         else:  # an insertion at a point, with the space the edited text has around it
             text = edited[cor[j1][1] : cor[j2 - 1][2]]
             if i1 > 0:
                 start = end = src[i1 - 1][2]
                 gap = edited[cor[j1 - 1][2] : cor[j1][1]] if j1 > 0 else " "
                 replacement = gap + text
+                to = cor[j2 - 1][2]
+                at = to - len(replacement)
             else:
                 start = end = src[0][1] if src else 0
                 gap = edited[cor[j2 - 1][2] : cor[j2][1]] if j2 < len(cor) else " "
                 replacement = text + gap
-        out.append(Suggestion(start, end, source[start:end], replacement, kind, reason))
+                at = cor[j1][1]
+                to = at + len(replacement)
+        if edited[at:to] != replacement:  # a gap the edited text does not have: no reliable location
+            at = to = -1
+        out.append((Suggestion(start, end, source[start:end], replacement, kind, reason), at, to))
     return out
 
 

@@ -1,0 +1,223 @@
+"""Edits worth taking: each edit's confidence against what dropping the unsure ones does to every task.
+
+The served model edits every row of each task's headline dev set, plus CWEB-G dev for grammar (the
+eval path, batched as the bench batches); each edit gets its confidence from the model
+(edgewrite.edit.confidence: p(edit) / (p(edit) + p(keep)) where the answer and the answer without that
+edit part). Then, per threshold, the edits below it are dropped (a unit whose edits all go comes back
+unchanged) and the task's headline metric is scored, with a paired bootstrap against the plain model on
+the same rows; for grammar, M2 precision and recall give the precision-recall curve. The policy per task
+is the threshold with the highest score among those significantly above the plain model, else none
+(ties go to the simpler setting).
+
+    python benchmarks/edit_confidence.py [MODEL]        # default: the shipped model as served
+
+Writes benchmarks/results/edit_confidence/{results.json,results.md,curves.svg,rows.jsonl.gz}; rows.jsonl.gz
+holds every output and edit with its confidence, and a re-run reuses it (delete it to decode again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgewrite.bootstrap import paired  # noqa: E402
+from edgewrite.edit.spans import Suggestion, apply_suggestions  # noqa: E402
+from edgewrite.evaluate import gather, headline_choice, headline_scorers, score_outputs  # noqa: E402
+
+THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+OUT = ROOT / "benchmarks" / "results" / "edit_confidence"
+
+
+def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
+    """Per set: {output, edits (with confidence)} per row, from the cache or the model."""
+    if cache.is_file():
+        with gzip.open(cache, "rt", encoding="utf-8") as f:
+            cached = [json.loads(line) for line in f]
+        by_key: dict[str, list[dict]] = {}
+        for r in cached:
+            by_key.setdefault(r["set"], []).append(r)
+        if all(len(by_key.get(s.key, [])) == len(s.rows) for s in sets):
+            return by_key
+    from edgewrite.edit import load_editor
+    from edgewrite.edit.confidence import unit_confidences
+    from edgewrite.evaluate import run_eval
+    from edgewrite.shipped import artifact_path
+    from edgewrite.tasks import TASKS, build_prompt
+
+    path = artifact_path(model, log=print)
+    editor, manifest = load_editor(path, batch_size=16)
+    total = sum(len(s.rows) for s in sets)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if done[0] % 100 < n:
+            print(f"decoded {done[0]}/{total}", flush=True)
+
+    t0 = time.perf_counter()
+    outputs, _, _ = run_eval(editor, sets, progress=tick, batch_size=16)
+    print(f"decoded {total} rows in {time.perf_counter() - t0:.0f} s", flush=True)
+    runtime, style = editor.runtime, manifest.get("prompt_style", "chat")
+    result: dict[str, list[dict]] = {}
+    t0, n = time.perf_counter(), 0
+    tmp = cache.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        for s in sets:
+            instruction = TASKS[s.spec.task].default_instruction
+            for row, output in zip(s.rows, outputs[s.key], strict=True):
+                prompt = build_prompt(runtime.tokenizer, instruction, row["source"], style)
+                edits = [e.to_dict() for e in unit_confidences(runtime, prompt, row["source"], output)]
+                record = {"set": s.key, "id": row["id"], "output": output, "edits": edits}
+                result.setdefault(s.key, []).append(record)
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+                if n % 100 == 0:
+                    print(f"confidences {n}/{total} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    tmp.replace(cache)
+    editor.close()
+    return result
+
+
+def _outputs(sets: list, decoded: dict[str, list[dict]], threshold: float) -> dict[str, list[str]]:
+    out = {}
+    for s in sets:
+        texts = []
+        for row, rec in zip(s.rows, decoded[s.key], strict=True):
+            edits = [Suggestion(**e) for e in rec["edits"]]
+            kept = [e for e in edits if e.confidence is None or e.confidence >= threshold]
+            texts.append(rec["output"] if len(kept) == len(edits) else apply_suggestions(row["source"], kept)[0])
+        out[s.key] = texts
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", default="writing")
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args()
+    sets = gather(args.data_dir, None, "dev", None, headline_only=True)
+    sets += [s for s in gather(args.data_dir, ["grammar"], "dev", None) if s.key == "grammar/cweb-G"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    decoded = _decode(args.model, sets, OUT / "rows.jsonl.gz")
+    head = [s for s in sets if s.key != "grammar/cweb-G"]
+    choice = headline_choice(head)
+    plain = _outputs(sets, decoded, 0.0)
+    plain_scorers = headline_scorers(head, plain)
+    curves: dict[str, list[dict]] = {task: [] for task in choice}
+    grammar_pr: dict[str, list[dict]] = {}
+    for t in THRESHOLDS:
+        outs = _outputs(sets, decoded, t)
+        q = score_outputs(head, outs)
+        diff = paired(headline_scorers(head, outs), plain_scorers)
+        kept = sum(1 for s in head for rec in decoded[s.key] for e in rec["edits"] if (e["confidence"] or 1.0) >= t)
+        for task in choice:
+            curves[task].append(
+                {
+                    "threshold": t,
+                    "score": q["headline"][task],
+                    "ci": q["headline_ci"][task],
+                    "vs_plain": diff[task].as_dict(),
+                }
+            )
+        for key in ("grammar/conll2013", "grammar/cweb-G"):
+            s = next(x for x in sets if x.key == key)
+            got = score_outputs([s], {key: outs[key]}, resamples=0)["sets"][key]
+            grammar_pr.setdefault(key, []).append(
+                {"threshold": t, **{m: got[m] for m in ("precision", "recall", "f0.5") if m in got}}
+            )
+        print(f"threshold {t}: mean {q['mean']:.2f}, {kept} edits kept", flush=True)
+    policy = {}
+    for task, rows in curves.items():
+        best = max(
+            (r for r in rows if r["threshold"] > 0 and r["vs_plain"]["lo"] > 0),
+            key=lambda r: (round(r["score"], 6), -r["threshold"]),
+            default=None,
+        )
+        policy[task] = {"threshold": best["threshold"] if best else None}
+    commit = (
+        __import__("subprocess")
+        .run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        .stdout.strip()
+    )
+    from edgewrite.bench import cpu_name
+
+    doc = {
+        "command": "python benchmarks/edit_confidence.py" + (f" {args.model}" if args.model != "writing" else ""),
+        "model": args.model,
+        "commit": commit,
+        "cpu": cpu_name(),
+        "rows": {s.key: len(s.rows) for s in sets},
+        "curves": curves,
+        "grammar_pr": grammar_pr,
+        "policy": policy,
+    }
+    tmp = OUT / "results.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(OUT / "results.json")
+    _render(doc)
+
+
+def _render(doc: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = [
+        f"Command: `{doc['command']}` (commit {doc['commit']}, {doc['cpu']}). Rows: "
+        + ", ".join(f"{k} {n}" for k, n in doc["rows"].items())
+        + ".",
+        "",
+        "Headline score per task when edits below the confidence threshold are dropped; in brackets the "
+        "paired difference from the plain model (threshold 0) with its 95 % interval (* = excludes 0).",
+        "",
+        "| threshold | " + " | ".join(doc["curves"]) + " |",
+        "|---|" + "---|" * len(doc["curves"]),
+    ]
+    for i, t in enumerate(THRESHOLDS):
+        cells = []
+        for rows in doc["curves"].values():
+            r, d = rows[i], rows[i]["vs_plain"]
+            star = "*" if d["lo"] > 0 or d["hi"] < 0 else ""
+            cells.append(f"{r['score']:.1f} ({d['value']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]{star})")
+        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    lines += ["", "Grammar edits, M2 precision / recall / F0.5 by threshold:", ""]
+    lines += ["| threshold | " + " | ".join(doc["grammar_pr"]) + " |", "|---|" + "---|" * len(doc["grammar_pr"])]
+    for i, t in enumerate(THRESHOLDS):
+        cells = [
+            f"P {100 * r[i]['precision']:.1f} / R {100 * r[i]['recall']:.1f} / F0.5 {100 * r[i]['f0.5']:.1f}"
+            for r in doc["grammar_pr"].values()
+        ]
+        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    chosen = ", ".join(
+        f"{task} {p['threshold'] if p['threshold'] is not None else 'none'}" for task, p in doc["policy"].items()
+    )
+    lines += ["", f"Policy (the best threshold significantly above the plain model, else none): {chosen}."]
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, rows in doc["grammar_pr"].items():
+        a.plot([100 * r["recall"] for r in rows], [100 * r["precision"] for r in rows], marker="o", label=key)
+    a.set_xlabel("recall (%)")
+    a.set_ylabel("precision (%)")
+    a.set_title("grammar edits by confidence threshold")
+    a.legend()
+    for task, rows in doc["curves"].items():
+        b.plot([r["threshold"] for r in rows], [r["vs_plain"]["value"] for r in rows], marker="o", label=task)
+    b.axhline(0, color="grey", lw=0.8)
+    b.set_xlabel("confidence threshold")
+    b.set_ylabel("headline score minus the plain model")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "curves.svg")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
