@@ -153,7 +153,11 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("quantize-tensor-type-type", ["quantize", "{w}/tiny", "--tensor-type", "attn_v=Q9_X"], "unknown ggml type"),
         ("quantize-tensor-type-regex", ["quantize", "{w}/tiny", "--tensor-type", "attn_v(=Q8_0"], "not a regular"),
         ("quantize-imatrix-not-gguf", ["quantize", "{w}/tiny", "-f", "onnx", "--imatrix"], "need --format gguf"),
-        ("quantize-imatrix-no-data", ["quantize", "{w}/tiny", "--imatrix"], "no data artifact"),
+        (
+            "quantize-calibration-missing",
+            ["quantize", "{w}/tiny", "--imatrix", "--calibration", "{w}/nope"],
+            "no train.jsonl",
+        ),
         ("quantize-imatrix-both", ["quantize", "{w}/tiny", "--imatrix", "--imatrix-file", "{w}/empty.txt"], "not both"),
         ("quantize-imatrix-file-bad", ["quantize", "{w}/tiny", "--imatrix-file", "{w}/empty.txt"], "not an importance"),
         ("quantize-imatrix-file-missing", ["quantize", "{w}/tiny", "--imatrix-file", "{w}/nope.npz"], "not found"),
