@@ -10,6 +10,7 @@ is the threshold with the highest score among those significantly above the plai
 (ties go to the simpler setting).
 
     python benchmarks/edit_confidence.py [MODEL]        # default: the shipped model as served
+    python benchmarks/edit_confidence.py --reconfidence # the cached outputs, confidences computed again
 
 Writes benchmarks/results/edit_confidence/{results.json,results.md,curves.svg,rows.jsonl.gz}; rows.jsonl.gz
 holds every output and edit with its confidence, and a re-run reuses it (delete it to decode again).
@@ -35,8 +36,11 @@ THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 OUT = ROOT / "benchmarks" / "results" / "edit_confidence"
 
 
-def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
-    """Per set: {output, edits (with confidence)} per row, from the cache or the model."""
+def _decode(
+    model: str, sets: list, cache: Path, pre: str | None = None, reconfidence: bool = False
+) -> dict[str, list[dict]]:
+    """Per set: {output, edits (with confidence; none behind a pre-pass)} per row, from the cache or the
+    model; ``reconfidence``: the cached outputs, their confidences computed again."""
     if cache.is_file():
         with gzip.open(cache, "rt", encoding="utf-8") as f:
             cached = [json.loads(line) for line in f]
@@ -44,15 +48,15 @@ def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
         for r in cached:
             by_key.setdefault(r["set"], []).append(r)
         if all(len(by_key.get(s.key, [])) == len(s.rows) for s in sets):
+            if reconfidence and not pre:
+                return _confidences(model, sets, {k: [r["output"] for r in v] for k, v in by_key.items()}, cache)
             return by_key
     from edgewrite.edit import load_editor
-    from edgewrite.edit.confidence import unit_confidences
     from edgewrite.evaluate import run_eval
     from edgewrite.shipped import artifact_path
-    from edgewrite.tasks import TASKS, build_prompt
 
     path = artifact_path(model, log=print)
-    editor, manifest = load_editor(path, batch_size=16)
+    editor, manifest = load_editor(path, batch_size=16, pre=pre)
     total = sum(len(s.rows) for s in sets)
     done = [0]
 
@@ -64,7 +68,22 @@ def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
     t0 = time.perf_counter()
     outputs, _, _ = run_eval(editor, sets, progress=tick, batch_size=16)
     print(f"decoded {total} rows in {time.perf_counter() - t0:.0f} s", flush=True)
-    runtime, style = editor.runtime, manifest.get("prompt_style", "chat")
+    editor.close()
+    return _confidences(model, sets, outputs, cache, pre)
+
+
+def _confidences(
+    model: str, sets: list, outputs: dict[str, list[str]], cache: Path, pre: str | None = None
+) -> dict[str, list[dict]]:
+    from edgewrite.edit import load_editor
+    from edgewrite.edit.confidence import unit_confidences
+    from edgewrite.edit.spans import suggestions
+    from edgewrite.shipped import artifact_path
+    from edgewrite.tasks import TASKS, build_prompt
+
+    editor, manifest = (None, {}) if pre else load_editor(artifact_path(model), batch_size=16)
+    total = sum(len(s.rows) for s in sets)
+    runtime, style = getattr(editor, "runtime", None), manifest.get("prompt_style", "chat")
     result: dict[str, list[dict]] = {}
     t0, n = time.perf_counter(), 0
     tmp = cache.with_suffix(".tmp")
@@ -72,8 +91,11 @@ def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
         for s in sets:
             instruction = TASKS[s.spec.task].default_instruction
             for row, output in zip(s.rows, outputs[s.key], strict=True):
-                prompt = build_prompt(runtime.tokenizer, instruction, row["source"], style)
-                edits = [e.to_dict() for e in unit_confidences(runtime, prompt, row["source"], output)]
+                if pre:  # the model edited the pre-pass's output: no confidence against the source
+                    edits = [e.to_dict() for e in suggestions(row["source"], output)]
+                else:
+                    prompt = build_prompt(runtime.tokenizer, instruction, row["source"], style)
+                    edits = [e.to_dict() for e in unit_confidences(runtime, prompt, row["source"], output)]
                 record = {"set": s.key, "id": row["id"], "output": output, "edits": edits}
                 result.setdefault(s.key, []).append(record)
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -81,7 +103,8 @@ def _decode(model: str, sets: list, cache: Path) -> dict[str, list[dict]]:
                 if n % 100 == 0:
                     print(f"confidences {n}/{total} ({time.perf_counter() - t0:.0f} s)", flush=True)
     tmp.replace(cache)
-    editor.close()
+    if editor is not None:
+        editor.close()
     return result
 
 
@@ -101,11 +124,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", default="writing")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--reconfidence", action="store_true", help="compute the confidences of the cached outputs again"
+    )
+    parser.add_argument(
+        "--write-policy",
+        action="store_true",
+        help="write the chosen policy beside the shipped adapter (edgewrite/shipped/writing/policy.json)",
+    )
     args = parser.parse_args()
     sets = gather(args.data_dir, None, "dev", None, headline_only=True)
     sets += [s for s in gather(args.data_dir, ["grammar"], "dev", None) if s.key == "grammar/cweb-G"]
     OUT.mkdir(parents=True, exist_ok=True)
-    decoded = _decode(args.model, sets, OUT / "rows.jsonl.gz")
+    decoded = _decode(args.model, sets, OUT / "rows.jsonl.gz", reconfidence=args.reconfidence)
     head = [s for s in sets if s.key != "grammar/cweb-G"]
     choice = headline_choice(head)
     plain = _outputs(sets, decoded, 0.0)
@@ -133,6 +164,11 @@ def main() -> None:
                 {"threshold": t, **{m: got[m] for m in ("precision", "recall", "f0.5") if m in got}}
             )
         print(f"threshold {t}: mean {q['mean']:.2f}, {kept} edits kept", flush=True)
+    prepass = _decode(args.model, sets, OUT / "rows-pre-harper.jsonl.gz", pre="harper")
+    pre_outs = _outputs(sets, prepass, 0.0)
+    pre_q = score_outputs(head, pre_outs)
+    pre_diff = paired(headline_scorers(head, pre_outs), plain_scorers)
+    harper = {task: {"score": pre_q["headline"][task], "vs_plain": pre_diff[task].as_dict()} for task in choice}
     policy = {}
     for task, rows in curves.items():
         best = max(
@@ -140,7 +176,10 @@ def main() -> None:
             key=lambda r: (round(r["score"], 6), -r["threshold"]),
             default=None,
         )
-        policy[task] = {"threshold": best["threshold"] if best else None}
+        policy[task] = {
+            "pre": "harper" if harper[task]["vs_plain"]["lo"] > 0 else None,
+            "threshold": best["threshold"] if best else None,
+        }
     commit = (
         __import__("subprocess")
         .run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
@@ -156,12 +195,36 @@ def main() -> None:
         "rows": {s.key: len(s.rows) for s in sets},
         "curves": curves,
         "grammar_pr": grammar_pr,
+        "harper_pre_pass": harper,
         "policy": policy,
     }
     tmp = OUT / "results.json.tmp"
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(OUT / "results.json")
     _render(doc)
+    if args.write_policy:
+        _write_policy(args.model, doc)
+
+
+def _write_policy(model: str, doc: dict) -> None:
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.edit.policy import POLICY_FILE
+    from edgewrite.models import WRITING, shipped_adapter
+
+    if model != WRITING:
+        raise SystemExit("--write-policy writes the shipped model's policy: run it on 'writing'")
+    folder = shipped_adapter(WRITING)
+    policy = {
+        "adapter_fingerprint": read_manifest(folder)["fingerprint"],
+        "chosen_by": f"{doc['command']} --write-policy (commit {doc['commit']})",
+        "rule": "per task: Harper first if significantly better than the plain model on dev; the best confidence "
+        "threshold significantly above the plain model, else none (ties to the simpler setting)",
+        "tasks": {task: {k: v for k, v in p.items() if v is not None} for task, p in doc["policy"].items()},
+    }
+    tmp = folder / f"{POLICY_FILE}.tmp"
+    tmp.write_text(json.dumps(policy, indent=2) + "\n")
+    tmp.replace(folder / POLICY_FILE)
+    print(f"wrote {folder / POLICY_FILE}")
 
 
 def _render(doc: dict) -> None:
@@ -192,14 +255,25 @@ def _render(doc: dict) -> None:
     lines += ["| threshold | " + " | ".join(doc["grammar_pr"]) + " |", "|---|" + "---|" * len(doc["grammar_pr"])]
     for i, t in enumerate(THRESHOLDS):
         cells = [
-            f"P {100 * r[i]['precision']:.1f} / R {100 * r[i]['recall']:.1f} / F0.5 {100 * r[i]['f0.5']:.1f}"
+            f"P {r[i]['precision']:.1f} / R {r[i]['recall']:.1f} / F0.5 {r[i]['f0.5']:.1f}"
             for r in doc["grammar_pr"].values()
         ]
         lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
-    chosen = ", ".join(
-        f"{task} {p['threshold'] if p['threshold'] is not None else 'none'}" for task, p in doc["policy"].items()
+    lines += ["", "Harper as a pre-pass (its fixes first, then the model), against the plain model:", ""]
+    lines += ["| task | score | vs plain |", "|---|---|---|"]
+    for task, r in doc["harper_pre_pass"].items():
+        d = r["vs_plain"]
+        star = "*" if d["lo"] > 0 or d["hi"] < 0 else ""
+        lines.append(f"| {task} | {r['score']:.1f} | {d['value']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]{star} |")
+    chosen = "; ".join(
+        f"{task}: pre-pass {p['pre'] or 'none'}, threshold {p['threshold'] if p['threshold'] is not None else 'none'}"
+        for task, p in doc["policy"].items()
     )
-    lines += ["", f"Policy (the best threshold significantly above the plain model, else none): {chosen}."]
+    lines += [
+        "",
+        "Policy (per task: Harper first if it is significantly better than the plain model; the best threshold "
+        f"significantly above the plain model, else none): {chosen}.",
+    ]
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for key, rows in doc["grammar_pr"].items():
