@@ -112,7 +112,12 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     editor, _ = load_editor(
-        spec["path"], device=spec["device"], threads=spec["threads"], batch_size=spec["batch_size"], pre=spec["pre"]
+        spec["path"],
+        device=spec["device"],
+        threads=spec["threads"],
+        batch_size=spec["batch_size"],
+        pre=spec["pre"],
+        policy=spec.get("policy"),
     )
     load_s = time.perf_counter() - t0
     sets = gather(
@@ -393,6 +398,7 @@ def bench(
     headline_only: bool = False,
     pre_on: list[str] | None = None,
     train_data: list[Path] | None = None,
+    policy: bool = False,
 ) -> dict[str, Any]:
     """``train_data``: `edgewrite data` folders whose training rows are excluded too, for models whose
     manifest does not say where their data is (the shipped adapter carries only its data's fingerprint)."""
@@ -413,6 +419,18 @@ def bench(
     if pre_on and not pre:
         raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
+    if policy:  # each listed model under its per-task policy, beside the plain model
+        from edgewrite.edit.policy import policy_for
+
+        listed = [e for e in entries[1:] if e["pre"] is None and e.get("kind") != "system"]
+        for e in listed:
+            if policy_for(Path(e["path"]), None, lambda line: None) is None:
+                raise EdgewriteError(f"--policy: {e['path']} has no policy.json beside the adapter it was made from")
+        at = entries.index(listed[-1]) + 1 if listed else len(entries)
+        entries[at:at] = [
+            {**e, "label": f"{e['label']} + policy", "policy": "auto", "fingerprint": f"{e['fingerprint']}+policy"}
+            for e in listed
+        ]
     for folder in train_data or []:
         keys, dev_fraction = training_keys({"data": {"path": str(folder)}})
         if not keys:
@@ -443,6 +461,7 @@ def bench(
                     "latency_rows": latency_rows,
                     "pre": entry["pre"],
                     "headline_only": headline_only,
+                    **({"policy": entry["policy"]} if entry.get("policy") else {}),
                 }
                 cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
                 progress.base += n_rows

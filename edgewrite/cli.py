@@ -760,6 +760,14 @@ def bench(
     headline_only: Annotated[
         bool, typer.Option("--headline-only", help="Only the set that gives each task's headline number.")
     ] = False,
+    policy: Annotated[
+        bool,
+        typer.Option(
+            "--policy",
+            help="Also bench every listed artifact under its per-task policy (the policy.json beside "
+            "its adapter), beside the plain model.",
+        ),
+    ] = False,
     data_dir: DataDir = Path("../shared/data"),
     train_data: Annotated[
         list[Path] | None,
@@ -800,6 +808,7 @@ def bench(
         headline_only=headline_only,
         pre_on=[a.strip() for a in pre_on.split(",") if a.strip()] if pre_on else None,
         train_data=train_data,
+        policy=policy,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

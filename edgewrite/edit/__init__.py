@@ -243,9 +243,10 @@ def load_editor(
         if policy is not None:
             where = None if str(policy) == "auto" else Path(policy)
             chosen = policy_for(Path(artifact), where, log or (lambda line: None))
-        if chosen is not None or threshold is not None:
+        if policy is not None or threshold is not None:  # the interfaces: every edit with its confidence
             editor = PolicyEditor(editor, chosen, threshold)
-            manifest = {**manifest, "policy": chosen.source if chosen else None, "threshold": threshold}
+            if chosen is not None or threshold is not None:
+                manifest = {**manifest, "policy": chosen.source if chosen else None, "threshold": threshold}
     if pre:
         editor = PrePassEditor(load_system(pre), editor)
     return editor, manifest

@@ -46,24 +46,26 @@ def unit_confidences(runtime: Any, prompt: str, source: str, output: str) -> lis
             f"{getattr(runtime, 'name', 'this system')} gives no token probabilities, so its edits have no "
             f"confidence; runtimes that do: {', '.join(CONFIDENCE_RUNTIMES)}"
         )
-    stop = next(iter(sorted(getattr(runtime, "stop_ids", []) or [])), None)
+    stops = sorted(getattr(runtime, "stop_ids", []) or [])
     prompt_ids = runtime.tokenize(prompt)
     answer = runtime.tokenize(output)
-    end = [stop] if stop is not None else []
+
+    def at(seq: list[int], k: int) -> list[int]:  # the token(s) a sequence continues with at k: ending = stopping
+        return [seq[k]] if k < len(seq) else stops
+
     partings = []
-    for s, at, to in found:
-        if at < 0:
+    for s, a, b in found:
+        if a < 0:
             partings.append(None)
             continue
-        keep = runtime.tokenize(output[:at] + s.original + output[to:])
+        keep = runtime.tokenize(output[:a] + s.original + output[b:])
         k = _parting(answer, keep)
-        edit_seq, keep_seq = answer + end, keep + end
-        partings.append((k, edit_seq[k] if k < len(edit_seq) else None, keep_seq[k] if k < len(keep_seq) else None))
+        partings.append((k, at(answer, k), at(keep, k)))
     rows: dict[int, Any] = {}
     wanted = sorted({p[0] for p in partings if p is not None})
     if hasattr(runtime, "teacher_forced_logits") and wanted:
         # one pass: the logits after each token of prompt[-1:] + answer, i.e. predicting answer[k] at row k
-        logits = runtime.teacher_forced_logits(prompt_ids + answer + end, len(prompt_ids) - 1)
+        logits = runtime.teacher_forced_logits(prompt_ids + answer + stops[:1], len(prompt_ids) - 1)
         rows = {k: logits[k] for k in wanted if k < len(logits)}
     for k in wanted:
         if k not in rows:
@@ -71,9 +73,9 @@ def unit_confidences(runtime: Any, prompt: str, source: str, output: str) -> lis
     out = []
     for (s, _, _), parting in zip(found, partings, strict=True):
         confidence = None
-        if parting is not None and parting[1] is not None and parting[2] is not None:
-            k, edit_id, keep_id = parting
-            p_edit, p_keep = _softmax_at(rows[k], [edit_id, keep_id])
+        if parting is not None and parting[1] and parting[2]:
+            k, edit_ids, keep_ids = parting
+            p_edit, p_keep = sum(_softmax_at(rows[k], edit_ids)), sum(_softmax_at(rows[k], keep_ids))
             confidence = round(p_edit / (p_edit + p_keep), 4) if p_edit + p_keep > 0 else 0.5
         out.append(Suggestion(s.start, s.end, s.original, s.replacement, s.kind, s.reason, confidence))
     return out

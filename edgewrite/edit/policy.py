@@ -125,8 +125,8 @@ def _ancestor_folders(artifact: Path, depth: int = 4) -> list[Path]:
 
 class PolicyEditor:
     """A model editor under a policy: per task, an optional pre-pass, then the model, then its edits whose
-    confidence is below the task's threshold dropped. Each Edit carries its suggestions, with confidences,
-    in ``edit.suggestions``."""
+    confidence is below the task's threshold dropped. Every edit gets its confidence (one teacher-forced
+    pass over each unit the model changed); each Edit carries its suggestions in ``edit.suggestions``."""
 
     def __init__(self, main: Any, policy: Policy | None, threshold: float | None = None) -> None:
         self.main, self.policy, self.threshold = main, policy, threshold
@@ -152,8 +152,7 @@ class PolicyEditor:
             inputs = [e.output or t for e, t in zip(pre.edit(task, texts), texts, strict=True)]
 
         def each(i: int, e: Any) -> None:
-            if rule.threshold:
-                self._filter(task, inputs[i], e, rule.threshold)
+            self._filter(task, inputs[i], e, rule.threshold or 0.0)
             if done is not None:
                 done(i, e)
 

@@ -309,3 +309,22 @@ def test_two_runs_of_one_kind_get_told_apart_and_one_artifact_is_benched_once(
     # the untuned base model, which bench always includes, listed by its path: benched once, not refused
     alone, _, _ = _entries([str(tiny_artifact), str(first)], str(tiny_artifact), (), None)
     assert [e["label"] for e in alone] == ["base fp32 (untuned)", "tuned fp32"] and alone[0]["listed"] is True
+
+
+def test_bench_puts_the_policy_row_beside_the_plain_model(
+    tiny_artifact: Path, test_split_dir: Path, tmp_path: Path
+) -> None:
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_artifact, tuned)
+    write_manifest(tuned, "merged", fingerprint="tuned-x", format="safetensors", stop_token="<|im_end|>")
+    args = dict(threads=1, tasks=["grammar"], limit=2, split="test", data_dir=test_split_dir, quiet=True)
+    with pytest.raises(EdgewriteError, match="has no policy.json"):
+        bench([str(tuned)], tmp_path / "b0", ["cpu"], base=str(tiny_artifact), latency_rows=2, policy=True, **args)
+    (tuned / "policy.json").write_text(
+        json.dumps({"adapter_fingerprint": "tuned-x", "tasks": {"grammar": {"threshold": 0.5}}})
+    )
+    doc = bench([str(tuned)], tmp_path / "b", ["cpu"], base=str(tiny_artifact), latency_rows=2, policy=True, **args)
+    ids = {c["label"]: c["id"] for c in doc["cells"]}
+    assert "tuned fp32 + policy" in ids and "tuned fp32" in ids, sorted(ids)
+    pair = {ids["tuned fp32"], ids["tuned fp32 + policy"]}
+    assert any({c["a"], c["b"]} == pair for c in doc["comparisons"])  # compared on the same rows
