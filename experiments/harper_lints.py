@@ -1,7 +1,7 @@
 """Which of Harper's lint kinds to apply, decided on dev.
 
 Every grammar and fluency dev row is linted once (with the tokenization and lowercase rules of
-edgewrite/runtimes/harper.py on, and no kind skipped); then lint kinds are dropped one at a time
+edgewrite/edit/harper.py on, and no kind skipped); then lint kinds are dropped one at a time
 (backward elimination) while dropping one raises the objective: the mean of the two headline scores,
 JFLEG GLEU (fluency) and CoNLL-2013 M2 F0.5 (grammar). The kinds it drops are HarperEditor.SKIP_KINDS.
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.evaluate import gather, score_outputs  # noqa: E402
-from edgewrite.runtimes.harper import SKIP_KINDS, HarperEditor  # noqa: E402
+from edgewrite.edit.harper import SKIP_KINDS, HarperEditor  # noqa: E402
 
 OBJECTIVE = ("fluency", "grammar")
 

@@ -1,7 +1,7 @@
 """The one edit path: a text and a task in, the edited text out, whatever does the editing.
 
 An ``Editor`` is a model runtime behind the task's prompt (``ModelEditor``: build the prompt, generate,
-clean the answer), a system that is not a model (``CopyEditor``; Harper in ``runtimes/harper.py``), or
+clean the answer), a system that is not a model (``CopyEditor``; Harper in ``edit/harper.py``), or
 a composition (``PrePassEditor``: one editor's output is the next one's input). eval, bench, tune's
 selection, assist, serve and the language server all edit through this, so no command special-cases
 a system by name.
@@ -12,15 +12,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgewrite.edit.base import Done, Edit, _report  # noqa: F401 - Edit is part of this package's API
+from edgewrite.edit.systems import COPY, PRE_PASSES, SYSTEMS, CopyEditor, check_pre, load_system  # noqa: F401
 from edgewrite.errors import EdgewriteError
-
-COPY = "copy"
-PRE_PASSES = ("harper",)
-
 
 _LEAD_IN = re.compile(
     r"^(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
@@ -50,28 +47,6 @@ def clean_output(text: str, source: str = "") -> str:
     if not quoted and len(text) > 1 and text[0] in '"“' and text[-1] in '"”':
         text = text[1:-1].strip()
     return text
-
-
-@dataclass
-class Edit:
-    output: str  # the edited text, cleaned
-    raw: str  # what the system produced (a model's raw answer)
-    prompt_tokens: int = 0
-    new_tokens: int = 0
-    ttft_s: float = 0.0  # time to the first token (a system that is not a model: its whole time)
-    decode_s: float = 0.0
-    finish: str = "stop"
-    suggestions: list | None = None  # the individual edits with their confidences, where a policy made them
-
-
-Done = Callable[[int, "Edit"], None]
-
-
-def _report(done: Done | None, edits: list[Edit]) -> list[Edit]:
-    if done is not None:
-        for i, e in enumerate(edits):
-            done(i, e)
-    return edits
 
 
 class Editor(Protocol):
@@ -141,23 +116,6 @@ class ModelEditor:
         self.runtime.close()
 
 
-class CopyEditor:
-    """Returns every text unchanged: the bar any system has to clear."""
-
-    name = COPY
-    batches = True
-    runtime = None  # no model to chat with
-
-    def budget(self, text: str) -> int:
-        return len(text.split())
-
-    def edit(self, task: str, texts: list[str], done: Done | None = None) -> list[Edit]:
-        return _report(done, [Edit(output=t, raw=t) for t in texts])
-
-    def close(self) -> None:
-        pass
-
-
 class PrePassEditor:
     """``pre`` edits first; ``main`` edits what ``pre`` returned (e.g. Harper's spelling fixes, then
     the model). Timings add up."""
@@ -184,25 +142,6 @@ class PrePassEditor:
     def close(self) -> None:
         self.pre.close()
         self.main.close()
-
-
-def check_pre(pre: str | None) -> None:
-    if pre is not None and pre not in PRE_PASSES:
-        raise EdgewriteError(f"--pre {pre}: unknown pre-pass; available: {', '.join(PRE_PASSES)}")
-
-
-def load_system(name: str) -> Any:
-    """An editor that is not a model: copy or harper."""
-    if name == COPY:
-        return CopyEditor()
-    if name == "harper":
-        from edgewrite.runtimes.harper import HarperEditor
-
-        return HarperEditor()
-    raise EdgewriteError(f"unknown system '{name}'; systems: copy, harper")
-
-
-SYSTEMS = (COPY, "harper")
 
 
 def load_editor(

@@ -44,7 +44,7 @@ def check_threshold(value: float | None) -> None:
 
 def read_policy(path: Path) -> Policy:
     """The policy in ``path``; EdgewriteError (one line) if it cannot be used."""
-    from edgewrite.edit import PRE_PASSES
+    from edgewrite.edit.systems import PRE_PASSES
     from edgewrite.tasks import TASK_NAMES
 
     try:
@@ -143,7 +143,7 @@ class PolicyEditor:
         return TaskPolicy(base.pre, self.threshold if self.threshold is not None else base.threshold)
 
     def edit(self, task: str, texts: list[str], done: Any = None) -> list[Any]:
-        from edgewrite.edit import load_system
+        from edgewrite.edit.systems import load_system
 
         rule = self.rule(task)
         inputs = list(texts)

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, sha256_file, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
+from edgewrite.quantize.calibration import calibration_rows, calibration_texts
 
 DEFAULT_FORMAT = "gguf"
 BITS = {"gguf": (2, 3, 4, 5, 6, 8, 16), "gptq": (2, 3, 4, 8), "onnx": (4, 16, 32)}
@@ -69,7 +70,6 @@ def lora_source(model: str) -> dict[str, Any]:
     """For --runtime-lora: the LoRA adapter behind ``model`` (a tune folder, the shipped ``writing``
     adapter, or a model merged from an adapter), its base model's folder, and the GGUF file that base
     was loaded from, if any (with its type and nominal bits)."""
-    from edgewrite.artifacts import read_manifest
     from edgewrite.models import SHIPPED_DIR, WRITING, edgewrite_home, resolve_model, shipped_adapter
     from edgewrite.quantize import gguf
 
@@ -259,7 +259,7 @@ def quantize(
     compute = imatrix is True
     texts: list[str] = []  # calibration text (training rows as tuned on) for --imatrix and --autoround
     if compute or autoround:
-        rows, calibration_source = _calibration_rows(parent, calibration, samples)
+        rows, calibration_source = calibration_rows(parent, calibration, samples)
         texts = calibration_texts(rows, tokenizer, parent.get("prompt_style", "chat"), stop)
     with staged_dir(out) as tmp:
         if fmt == "gguf":
@@ -300,7 +300,7 @@ def quantize(
             if matrix:
                 details["imatrix"] = imatrix_info
         elif fmt == "gptq":
-            rows, calibration_source = _calibration_rows(parent, calibration, samples)
+            rows, calibration_source = calibration_rows(parent, calibration, samples)
             details = backend.export(
                 model_dir, tmp, bits, group_size, rows, tokenizer, parent.get("prompt_style", "chat"), stop, device
             )
@@ -345,43 +345,3 @@ def _check_readback(readback: dict, template: str, stop: str, stop_id: int, fmt:
         raise EdgewriteError(
             f"the {fmt} export does not stop at {stop!r} (id {stop_id}; it stops at {stops}); the artifact was not kept"
         )
-
-
-def calibration_texts(rows: list[dict], tokenizer: Any, style: str, stop: str) -> list[str]:
-    """Training rows as the model saw them in tuning: prompt, answer, end-of-turn."""
-    from edgewrite.tasks import build_prompt
-
-    return [build_prompt(tokenizer, r["instruction"], r["source"], style) + r["references"][0] + stop for r in rows]
-
-
-def _calibration_rows(parent: dict, calibration: Path | None, samples: int) -> tuple[list[dict], str]:
-    """A seeded sample of training rows (never dev rows) and where they came from: ``calibration`` if given,
-    else the data the model was tuned on, else rows built from the default data folder (as GPT-QModel and
-    llama-imatrix calibrate on a default text when given none)."""
-    import random
-
-    if calibration is not None:
-        source = f"--calibration {calibration}"
-    elif (data := (parent.get("data") or {}).get("path")) and (Path(data) / "train.jsonl").is_file():
-        calibration, source = Path(data), f"the model's training rows ({data})"
-    else:
-        calibration = _default_calibration()
-        source = f"rows built from the default data folder ({read_manifest(calibration).get('data_dir')})"
-    path = calibration / "train.jsonl"
-    if not path.is_file():
-        raise EdgewriteError(f"calibration folder {calibration} has no train.jsonl; make it with `edgewrite data`")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    random.Random(1234).shuffle(rows)
-    return rows[:samples], source
-
-
-def _default_calibration() -> Path:
-    """The default data recipe built once from the default data folder, into the cache."""
-    from edgewrite.data import build_dataset
-    from edgewrite.models import edgewrite_home
-    from edgewrite.recipe import DataConfig, default_data_dir
-
-    folder = default_data_dir()
-    out = edgewrite_home() / "calibration" / f"default-{fingerprint(str(folder.resolve()))[:8]}"
-    build_dataset(DataConfig(), out, data_dir=folder)
-    return out

@@ -52,7 +52,7 @@ def export(
     device: str,
 ) -> dict[str, Any]:
     gptqmodel = _import_gptqmodel()
-    from edgewrite.quantize import calibration_texts
+    from edgewrite.quantize.calibration import calibration_texts
 
     texts = calibration_texts(rows, tokenizer, style, stop)
     if not texts:

@@ -7,21 +7,11 @@ imports it inside its functions.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgewrite.errors import EdgewriteError
-
-
-@dataclass
-class Generation:
-    text: str
-    prompt_tokens: int
-    new_tokens: int
-    ttft_s: float  # time to first token (prefill), seconds
-    decode_s: float  # time for the remaining tokens, seconds
-    finish: str  # "stop" (end-of-turn token) or "length"
+from edgewrite.runtimes.base import Generation  # noqa: F401 - part of this package's API
 
 
 class Runtime(Protocol):

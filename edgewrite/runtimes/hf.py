@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.errors import EdgewriteError
-from edgewrite.runtimes import Generation
+from edgewrite.runtimes.base import Generation
 
 
 class HFRuntime:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.errors import EdgewriteError
-from edgewrite.runtimes import Generation
+from edgewrite.runtimes.base import Generation
 
 # Draft tokens copied per verification pass (0 turns copy-speculation off). On 2 CPU threads a pass costs
 # a fixed ~5-9 ms (the weights streamed once) plus ~2.4 ms per token it evaluates, so a rejected draft

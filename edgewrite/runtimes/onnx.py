@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.errors import EdgewriteError
-from edgewrite.runtimes import Generation
+from edgewrite.runtimes.base import Generation
 
 
 class OnnxRuntime:

@@ -4,7 +4,7 @@ import pytest
 
 from edgewrite.edit import load_editor
 from edgewrite.errors import EdgewriteError
-from edgewrite.runtimes.harper import SKIP_KINDS, HarperEditor, looks_tokenized
+from edgewrite.edit.harper import SKIP_KINDS, HarperEditor, looks_tokenized
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import re
 import time
 from typing import Any
 
-from edgewrite.edit import Edit
+from edgewrite.edit.base import Edit
 from edgewrite.errors import EdgewriteError
 
 SKIP_KINDS: frozenset[str] = frozenset({"Formatting", "Redundancy", "Enhancement", "Regionalism"})
