@@ -235,3 +235,15 @@ def stopping_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
         "gguf": quantize(str(merged), "gguf", 8)[0],
         "onnx": quantize(str(merged), "onnx", 32)[0],
     }
+
+
+# Tiers: `pytest -m "not slow"` runs the unit tests and the integration tests that need no model export
+# (a few minutes); the full run adds every test that tunes, merges, exports or serves a model.
+FAST_INTEGRATION = {"test_check.py", "test_lsp.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "integration" and path.name not in FAST_INTEGRATION:
+            item.add_marker(pytest.mark.slow)
