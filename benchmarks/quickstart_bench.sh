@@ -29,7 +29,7 @@ for c in base_fp32__untuned__cpu harper__rule-based__cpu tuned_fp32__cpu; do
     cp "$FROM/cells/$c.json" "$OUT/cells/$c.json"
   fi
 done
-merged=$($PY -c "from edgewrite.models import resolve_model; print(resolve_model('writing').path)")
+merged=$($PY -c "from edgewrite.shipped import merged_writing; print(merged_writing())")
 $EW bench "$merged" "$QS/merged" "$QS/gguf-q4_k_m" --train-data runs/qsdata --train-data runs/olddata \
   --train-data runs/wdata --threads 2 --headline-only --out "$OUT"
 $EW report "$OUT" --max-bits 4

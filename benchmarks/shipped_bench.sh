@@ -28,12 +28,12 @@ BEFORE=runs/rounding-shipped-before.npz  # the plain Q4_0 rounding that shipped 
 [ -d runs/wdata ] || $EW data --recipe recipes/writing-smollm2-135m-cpu.yaml --out runs/wdata
 # the exports a user's first call makes (into ~/.cache/edgewrite), through the same code as `edgewrite quantize`
 # (the one served before into a folder of its own: the default one is the served export's)
-export_of() { $PY -c "import sys; from pathlib import Path; from edgewrite.quantize import quantize; \
-print(quantize('writing', rounding=Path(sys.argv[1]), out=Path(sys.argv[2]) if sys.argv[2] else None, force=True, \
+export_of() { $PY -c "import sys; from pathlib import Path; from edgewrite.quantize import quantize; from edgewrite.shipped import merged_writing; \
+print(quantize(str(merged_writing()), rounding=Path(sys.argv[1]), out=Path(sys.argv[2]) if sys.argv[2] else None, force=True, \
 log=lambda s: None)[0])" "$@" | tail -n1; }
 served=$(export_of "$ROUNDING" "")
 before=$(export_of "$BEFORE" runs/shipped-before-q4_0-ar)
-merged=$($PY -c "from edgewrite.models import resolve_model; print(resolve_model('writing').path)")
+merged=$($PY -c "from edgewrite.shipped import merged_writing; print(merged_writing())")
 $EW bench "$merged" "$served" "$before" --train-data runs/qsdata --train-data runs/olddata --train-data runs/wdata \
   --threads 2 --headline-only --out "$OUT"
 # 4 bits, no latency budget: the 150 ms budget is judged in the main bench (benchmarks/cpu_bench.sh), on its

@@ -297,6 +297,10 @@ def quantize(
     _check_device(device)
     if imatrix and imatrix_file:
         raise EdgewriteError("give --imatrix (compute one) or --imatrix-file (use one), not both")
+    if model in ("writing", "writing:fp32") and not Path(model).exists():  # the shipped model's fp32 merge
+        from edgewrite.shipped import merged_writing
+
+        model = str(merged_writing())
     path, manifest = run_quantize(
         model,
         format_,

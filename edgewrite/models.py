@@ -198,25 +198,14 @@ def shipped_adapter(name: str = WRITING) -> Path:
     return folder
 
 
-def _merge_shipped(name: str) -> Path:
-    """The shipped adapter folded into the embedded base, once, into the cache."""
-    from edgewrite.merge import merge
-
-    adapter = shipped_adapter(name)
-    manifest = read_manifest(adapter)
-    out = edgewrite_home() / "models" / f"{name}-{manifest['fingerprint'][:8]}"
-    merge(adapter, out, force=True)
-    return out
-
-
 def resolve_model(ref: str) -> ModelInfo:
-    """A local, validated folder for ``ref``; builds the embedded default (and the shipped tuned
-    ``writing`` model) on first use."""
+    """A local, validated folder for ``ref``; builds the embedded default on first use. (The shipped tuned
+    ``writing`` model is made from it by a merge: edgewrite.shipped resolves that name.)"""
     if ref == DEFAULT:
         path = _dequantize_gguf(default_gguf_path(), edgewrite_home() / "models" / DEFAULT_NAME, DEFAULT_NAME)
         return check_causal_lm(path, ref)
     if ref in (WRITING, f"{WRITING}:fp32") and not Path(ref).exists():
-        return check_causal_lm(_merge_shipped(WRITING), ref)
+        raise EdgewriteError(f"'{ref}' is the shipped model: resolve it with edgewrite.shipped.artifact_path")
     local = Path(ref).expanduser()
     if local.is_file() and local.suffix == ".gguf":
         out = edgewrite_home() / "models" / f"{local.stem}-{fingerprint(str(local.resolve()))[:8]}"

@@ -19,15 +19,27 @@ WRITING_FP32 = "writing:fp32"
 _CHOICE = "default.json"
 
 
+def merged_writing() -> Path:
+    """The shipped adapter folded into the embedded base (fp32), once, into the cache."""
+    from edgewrite.artifacts import read_manifest
+    from edgewrite.merge import merge
+    from edgewrite.models import WRITING, check_causal_lm, edgewrite_home, shipped_adapter
+
+    adapter = shipped_adapter(WRITING)
+    out = edgewrite_home() / "models" / f"{WRITING}-{read_manifest(adapter)['fingerprint'][:8]}"
+    merge(adapter, out, force=True)
+    return check_causal_lm(out, WRITING_FP32).path
+
+
 def served_artifact(log: Callable[[str], None] | None = None) -> Path:
     """The shipped model's serving export (made on first use, then cached)."""
     from edgewrite.artifacts import read_manifest
-    from edgewrite.models import WRITING, resolve_model, shipped_adapter
+    from edgewrite.models import WRITING, shipped_adapter
     from edgewrite.quantize import quantize
 
     folder = shipped_adapter(WRITING)
     serve = read_manifest(folder).get("serve") or {"format": "gguf", "bits": 4}
-    merged = resolve_model(WRITING).path
+    merged = merged_writing()
     if log:
         kind = serve.get("type") or f"{serve['bits']}-bit"
         kind += " with its importance matrix" if serve.get("imatrix") else ""
@@ -61,7 +73,7 @@ def artifact_path(ref: str, log: Callable[[str], None] | None = None) -> Path:
     if ref == WRITING:
         return served_artifact(log)
     if ref == WRITING_FP32:
-        return resolve_model(WRITING).path
+        return merged_writing()
     return Path(ref)
 
 

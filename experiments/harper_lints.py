@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgewrite.evaluate import gather, score_outputs  # noqa: E402
 from edgewrite.edit.harper import SKIP_KINDS, HarperEditor  # noqa: E402
+from edgewrite.evaluate import gather, score_outputs  # noqa: E402
 
 OBJECTIVE = ("fluency", "grammar")
 

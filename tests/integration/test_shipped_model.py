@@ -11,7 +11,8 @@ import pytest
 
 from edgewrite.artifacts import read_manifest
 from edgewrite.errors import EdgewriteError
-from edgewrite.models import SHIPPED_DIR, WRITING, resolve_model, shipped_adapter
+from edgewrite.models import SHIPPED_DIR, WRITING, shipped_adapter
+from edgewrite.shipped import merged_writing
 
 
 def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
@@ -40,16 +41,16 @@ def test_the_shipped_adapter_is_small_complete_and_measured() -> None:
         assert name in manifest["files"] and meta["type"] == manifest["serve"]["type"] == "Q4_0"
         assert sum(1 for e in meta["tensors"] if e.get("kept")) == 7 * 30 + 1  # and the Q8_0 token embedding
         # made for the merge a user gets: the shipped adapter folded into the embedded model
-        assert meta["model_fingerprint"] == read_manifest(resolve_model(WRITING).path)["fingerprint"]
+        assert meta["model_fingerprint"] == read_manifest(merged_writing())["fingerprint"]
 
 
 def test_writing_resolves_by_merging_into_the_embedded_model_and_corrects() -> None:
     from edgewrite.edit import load_editor
 
-    info = resolve_model(WRITING)
-    merged = read_manifest(info.path)
+    path = merged_writing()
+    merged = read_manifest(path)
     assert merged["kind"] == "merged" and merged["parent"]["path"] == str(SHIPPED_DIR / WRITING)
-    editor, _ = load_editor(info.path, batch_size=1)
+    editor, _ = load_editor(path, batch_size=1)
     (edit,) = editor.edit("grammar", ["She go to school every days."])
     # Both errors: the agreement ("goes") and the number ("every day").
     assert edit.output == "She goes to school every day.", edit.output
@@ -63,7 +64,7 @@ def test_a_damaged_or_missing_shipped_model_says_reinstall(tmp_path: Path, monke
     weights = tmp_path / WRITING / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(EdgewriteError, match="damaged .*reinstall edgewrite"):
-        models.resolve_model(WRITING)
+        merged_writing()
     shutil.rmtree(tmp_path / WRITING)
     with pytest.raises(EdgewriteError, match="missing from this installation.*reinstall edgewrite"):
         models.shipped_adapter()
@@ -140,7 +141,7 @@ def test_runtime_lora_keeps_the_embedded_q4_1_file_and_computes_the_fp32_merge(t
     from edgewrite.runtimes.llamacpp import LlamaCppRuntime
     from edgewrite.tasks import TASKS, build_prompt
 
-    path, manifest = quantize(WRITING, "gguf", 4, out=tmp_path / "lora", runtime_lora=True)
+    path, manifest = quantize(str(merged_writing()), "gguf", 4, out=tmp_path / "lora", runtime_lora=True)
     details = manifest["details"]
     assert manifest["bits"] == 4 and manifest["settings"] == {"type": "Q4_1", "runtime_lora": True}
     assert manifest["parent"]["kind"] == "adapter" and manifest["prompt_style"] == "chat-nosystem"
@@ -150,7 +151,7 @@ def test_runtime_lora_keeps_the_embedded_q4_1_file_and_computes_the_fp32_merge(t
     def cos(a, b) -> float:
         return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
-    hf = HFRuntime(resolve_model(WRITING).path, batch_size=1)
+    hf = HFRuntime(merged_writing(), batch_size=1)
     tuned, _ = load_runtime(path, threads=2)
     bare = LlamaCppRuntime(path, details["gguf_file"], manifest["stop_token"], threads=2)
     for text in ("She go to school every days.", "Me and him was late to the meeting yesterday."):

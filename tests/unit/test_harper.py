@@ -3,8 +3,8 @@
 import pytest
 
 from edgewrite.edit import load_editor
-from edgewrite.errors import EdgewriteError
 from edgewrite.edit.harper import SKIP_KINDS, HarperEditor, looks_tokenized
+from edgewrite.errors import EdgewriteError
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "edgewrite"
-# Left from before the redesign (issue #28): models resolves the shipped `writing` model by merging it,
-# and merge resolves its base through models. Nothing may be added to this list.
-KNOWN = [{"edgewrite.merge", "edgewrite.models"}]
 
 
 def _graph() -> dict[str, set[str]]:
@@ -60,11 +57,10 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-def test_no_new_import_cycles() -> None:
+def test_no_import_cycles() -> None:
     graph = _graph()
     assert len(graph) > 30 and "edgewrite.edit.spans" in graph["edgewrite.check"]  # the graph is read
-    cycles = _cycles(graph)
-    assert [c for c in cycles if c not in KNOWN] == []
+    assert _cycles(graph) == []
 
 
 def test_the_cycle_check_sees_lazy_imports() -> None:
