@@ -151,12 +151,14 @@ class PolicyEditor:
             pre = self._pre.setdefault(rule.pre, load_system(rule.pre))
             inputs = [e.output or t for e, t in zip(pre.edit(task, texts), texts, strict=True)]
 
-        def each(i: int, e: Any) -> None:
+        # the confidences need the runtime, which is busy until the whole batch is decoded (llama.cpp holds
+        # its context through a batch and reports each sequence from inside it): score after, then report
+        edits = self.main.edit(task, inputs)
+        for i, e in enumerate(edits):
             self._filter(task, inputs[i], e, rule.threshold or 0.0)
             if done is not None:
                 done(i, e)
-
-        return self.main.edit(task, inputs, done=each)
+        return edits
 
     def _filter(self, task: str, source: str, e: Any, threshold: float) -> None:
         from edgewrite.edit.confidence import unit_confidences

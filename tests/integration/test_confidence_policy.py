@@ -78,3 +78,14 @@ def test_a_policy_beside_the_model_applies_and_a_bad_one_is_one_line(stopping_mo
         load_editor(gguf, threshold=1.5)
     with pytest.raises(EdgewriteError, match="gives no confidence; runtimes that do: llama.cpp"):
         load_editor("harper", threshold=0.5)
+
+
+def test_a_batch_of_units_gets_its_confidences_after_the_batch(stopping_model: dict) -> None:
+    """llama.cpp decodes several units together and reports each from inside the batch: the confidences
+    (which need the same context) are computed once the batch is done, every unit reported once."""
+    editor, _ = load_editor(stopping_model["gguf"], policy="auto", batch_size=8)
+    texts = ["She go to school.", "He go home.", "They was late.", "I has a cat."]
+    heard: list[int] = []
+    edits = editor.edit("grammar", texts, done=lambda i, e: heard.append(i))
+    assert sorted(heard) == [0, 1, 2, 3] and [e.output for e in edits] == ["Fine."] * 4
+    assert all(e.suggestions and e.suggestions[0].confidence is not None for e in edits)
