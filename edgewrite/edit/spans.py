@@ -347,8 +347,8 @@ def _one_word(o: str, c: str, before: str | None) -> tuple[str, str]:
         verbs_c = set(lc.get("VERB", ())) | set(lc.get("AUX", ())) | ({c.lower()} if pc == "AUX" else set())
         nouns = set(lo.get("NOUN", ())) & set(lc.get("NOUN", ()))
         verbs = (verbs_o & verbs_c) or {po, pc} <= {"AUX"}
-        if verbs and nouns:  # [cat -> cats], [go -> goes]: the word before decides, as a tagger would
-            verbs = before is None or _pos(before) in ("PRON", "NOUN", "PROPN", "AUX", "PART", "X")
+        if verbs and nouns:  # [two cat -> cats], [she go -> goes]: the word before decides, as a tagger would
+            verbs = before is None or _pos(before) in ("PRON", "NOUN", "PROPN", "AUX", "PART", "ADV", "X")
         if verbs:
             return VERB_FORM, _verb_reason(o, c, before)
         if nouns:
@@ -384,7 +384,8 @@ def classify(o: Sequence[str], c: Sequence[str], before: str | None = None) -> t
             return PUNCTUATION, f"punctuation: remove {_q(o)}"
         return PUNCTUATION, f"punctuation: {_q(o)} → {_q(c)}"
     if o and c and re.sub(r"['\-\s]", "", "".join(o).lower()) == re.sub(r"['\-\s]", "", "".join(c).lower()):
-        return SPELLING, f"spacing: {_q(o)} → {_q(c)}"
+        what = "spacing" if len(o) != len(c) or "-" in "".join(o + c) else "spelling"  # [it's -> its]
+        return SPELLING, f"{what}: {_q(o)} → {_q(c)}"
     if len(o) > 1 and sorted(t.lower() for t in o) == sorted(t.lower() for t in c):
         return WORD_ORDER, f"word order: {_q(o)} → {_q(c)}"
     words_o = [t for t in o if not _is_punct(t)]

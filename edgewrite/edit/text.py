@@ -3,10 +3,10 @@
 Markdown structure that is not prose stays byte-for-byte: blank lines, fenced code blocks, YAML front
 matter, tables, HTML, headings' markers, list bullets and quote markers (the text after a marker is
 edited). A writer can keep lines or a whole file out of every command (assist, check, lsp, serve):
-a line holding ``edgewrite-ignore-line`` is not edited, nor is the line after one holding
-``edgewrite-ignore-next-line``, nor any line of a document holding ``edgewrite-ignore-file`` (in any
-comment syntax: ``<!-- edgewrite-ignore-line -->``, ``# edgewrite-ignore-file``), as markdownlint and
-eslint let their users do.
+a line with an ``edgewrite-ignore-line`` comment is not edited, nor is the line after an
+``edgewrite-ignore-next-line`` comment, nor any line of a document with an ``edgewrite-ignore-file``
+comment (``<!-- edgewrite-ignore-line -->``, ``# edgewrite-ignore-file``, ``// ...``), as markdownlint and
+eslint let their users do; the words in prose (a README that documents them) are not directives.
 """
 
 from __future__ import annotations
@@ -52,9 +52,17 @@ def split_sentences(text: str) -> list[Piece]:
     return pieces
 
 
+# a directive inside a comment (<!-- ... -->, #, //, %, ;), not the words in prose that talk about it
+_DIRECTIVE = re.compile(r"(?:<!--|#|//|%|;)\s*(edgewrite-ignore-(?:next-line|line|file))\b")
+
+
+def _directives(line: str) -> set[str]:
+    return set(_DIRECTIVE.findall(line))
+
+
 def _fixed_lines(lines: list[str]) -> set[int]:
     """Indices of lines no command edits: YAML front matter and the writer's ignore comments."""
-    if any(IGNORE_FILE in line for line in lines):
+    if any(IGNORE_FILE in _directives(line) for line in lines):
         return set(range(len(lines)))
     fixed: set[int] = set()
     if lines and lines[0].rstrip("\r\n") == "---":  # front matter: up to the closing --- or ...
@@ -63,9 +71,10 @@ def _fixed_lines(lines: list[str]) -> set[int]:
                 fixed.update(range(i + 1))
                 break
     for i, line in enumerate(lines):
-        if IGNORE_LINE in line:
+        found = _directives(line)
+        if IGNORE_LINE in found:
             fixed.add(i)
-        if IGNORE_NEXT_LINE in line:
+        if IGNORE_NEXT_LINE in found:
             fixed.update((i, i + 1))
     return fixed
 

@@ -150,3 +150,9 @@ def test_agreement_on_real_errant_gold_is_high() -> None:
     blocks = CWEB.read_text(encoding="utf-8").strip().split("\n\n")[:600]
     got = m2_agreement("\n\n".join(blocks))
     assert got["gold_edits"] > 200 and got["span_f1"] > 0.9 and got["kind_agreement"] > 0.75, json.dumps(got)[:300]
+
+
+def test_a_directive_is_a_comment_not_words_in_prose() -> None:
+    prose = "Put an edgewrite-ignore-file comment at the top to skip a file.\nShe go home.\n"
+    assert len(units_with_offsets(prose)) == 2  # a README that documents the directive is still checked
+    assert units_with_offsets("// edgewrite-ignore-file\nShe go home.\n") == []
