@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from edgewrite.edit.spans import apply_suggestions, protected_spans, suggestions
 from edgewrite.edit.text import Piece, segment, split_sentences, word_diff  # noqa: F401 - assist's public names
 from edgewrite.errors import EdgewriteError
 
@@ -85,6 +86,8 @@ def edit_texts(
             if edits is not None:
                 edits[i] = e
             edited = _keep_unterminated(texts[i], e.output)
+            if edited and protected_spans(texts[i]):  # inline code and URLs stay as written
+                edited = apply_suggestions(texts[i].strip(), suggestions(texts[i].strip(), edited))[0]
             if edited and e.finish != "length":
                 lead = texts[i][: len(texts[i]) - len(texts[i].lstrip())]
                 tail = texts[i][len(texts[i].rstrip()) :]

@@ -423,10 +423,24 @@ def remember_confidences(source: str, edited: str, found: list[Suggestion]) -> N
         _CONFIDENCES.popitem(last=False)
 
 
+# Inline code, URLs and e-mail addresses in prose are the writer's literal text: no edit may touch them.
+_PROTECTED = re.compile(r"`[^`\n]+`|https?://\S+|www\.\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _PROTECTED.finditer(text)]
+
+
 def suggestions(source: str, edited: str) -> list[Suggestion]:
-    """The individual edits that turn ``source`` into ``edited`` (spans in ``source``'s code points).
-    Applying all of them (``apply_suggestions``) gives ``edited`` up to the whitespace between tokens."""
-    found = [s for s, _, _ in located_suggestions(source, edited)]
+    """The individual edits that turn ``source`` into ``edited`` (spans in ``source``'s code points), less
+    any that would touch inline code, a URL or an e-mail address. Applying all of them
+    (``apply_suggestions``) gives ``edited`` up to the whitespace between tokens (and those spans)."""
+    keep = protected_spans(source)
+    found = [
+        s
+        for s, _, _ in located_suggestions(source, edited)
+        if not any(a < s.end and s.start < b or (s.start == s.end and a < s.start < b) for a, b in keep)
+    ]
     known = list(_CONFIDENCES.get((source.strip(), edited.strip()), []))
     if not known:
         return found

@@ -156,3 +156,12 @@ def test_a_directive_is_a_comment_not_words_in_prose() -> None:
     prose = "Put an edgewrite-ignore-file comment at the top to skip a file.\nShe go home.\n"
     assert len(units_with_offsets(prose)) == 2  # a README that documents the directive is still checked
     assert units_with_offsets("// edgewrite-ignore-file\nShe go home.\n") == []
+
+
+def test_inline_code_urls_and_addresses_are_never_edited() -> None:
+    source = "Run `edgewrite check docs` and see https://example.org/a-page for she go details."
+    edited = "Run `edgewrite checks doc` and see https://example.org/the-page for her going details."
+    found = suggestions(source, edited)
+    assert found and all("`" not in s.original and "example" not in s.original for s in found)
+    out, _ = apply_suggestions(source, found)
+    assert "`edgewrite check docs`" in out and "https://example.org/a-page" in out and "her going" in out
