@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions  # noqa: E402
-from edgewrite.bench import _pct, cpu_name  # noqa: E402
+from edgewrite.bench import cpu_name, percentile  # noqa: E402
 
 EXE = [sys.executable, "-m", "edgewrite.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -131,8 +131,8 @@ def serve_round(artifact: str, sentences: list[str], max_batch: int) -> dict:
         "max_batch": max_batch,
         "requests": len(sentences),
         "errors": len(errors),
-        "p50_ms": round(_pct(latencies, 0.5) or 0, 1),
-        "p95_ms": round(_pct(latencies, 0.95) or 0, 1),
+        "p50_ms": round(percentile(latencies, 0.5) or 0, 1),
+        "p95_ms": round(percentile(latencies, 0.95) or 0, 1),
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(rss, 1),
         "completion_tokens": sum(completion),

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import _pct, cpu_name  # noqa: E402
+from edgewrite.bench import cpu_name, percentile  # noqa: E402
 
 
 def bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
@@ -143,8 +143,8 @@ def main() -> None:
         timed = edit_latency(runtime, manifest, rows, modes)
         summary = {
             m: {
-                "p50_ms": round(_pct(lat, 0.5), 1),
-                "p95_ms": round(_pct(lat, 0.95), 1),
+                "p50_ms": round(percentile(lat, 0.5), 1),
+                "p95_ms": round(percentile(lat, 0.95), 1),
                 "mean_ms": round(statistics.mean(lat), 1),
             }
             for m, (lat, _) in timed.items()

@@ -119,9 +119,9 @@ def direct(fmt: str, path: Path, prompt: str, n: int):  # noqa: ANN201
     torch.set_num_threads(2)
     tok = AutoTokenizer.from_pretrained(path)
     if fmt == "gptq":
-        from edgewrite.quantize.gptq import _import_gptqmodel
+        from edgewrite.quantize.gptq import import_gptqmodel
 
-        model = _import_gptqmodel().GPTQModel.load(str(path), device="cpu").model
+        model = import_gptqmodel().GPTQModel.load(str(path), device="cpu").model
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     enc = tok([prompt], return_tensors="pt", add_special_tokens=False)

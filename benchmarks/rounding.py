@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import _pct, cpu_name  # noqa: E402
+from edgewrite.bench import cpu_name, percentile  # noqa: E402
 from edgewrite.errors import EdgewriteError  # noqa: E402
 
 
@@ -187,8 +187,8 @@ def main() -> None:
     for r in results:
         values = lat[r["artifact"]]
         r["edit_ms"] = {
-            "p50": round(_pct(values, 0.5), 1),
-            "p95": round(_pct(values, 0.95), 1),
+            "p50": round(percentile(values, 0.5), 1),
+            "p95": round(percentile(values, 0.95), 1),
             "mean": round(statistics.mean(values), 1),
             "mean_vs_first": round(statistics.mean(values) / ref, 3),
         }

@@ -36,7 +36,7 @@ from edgewrite.bench import cpu_name  # noqa: E402
 from edgewrite.data import build_dataset  # noqa: E402
 from edgewrite.models import resolve_model  # noqa: E402
 from edgewrite.recipe import load_recipe  # noqa: E402
-from edgewrite.train import _build_model, _read_rows, encode_rows, tune  # noqa: E402
+from edgewrite.train import build_model, encode_rows, read_rows, tune  # noqa: E402
 
 
 class _Counter:
@@ -57,9 +57,9 @@ def plain_loop(recipe, data_dir: Path, steps: int) -> dict:  # noqa: ANN001
     cfg = recipe.train
     info = resolve_model(recipe.model)
     tok = AutoTokenizer.from_pretrained(info.path)
-    rows, _ = encode_rows(_read_rows(data_dir / "train.jsonl"), tok, "chat", cfg.max_length)
+    rows, _ = encode_rows(read_rows(data_dir / "train.jsonl"), tok, "chat", cfg.max_length)
     ds = Dataset.from_list([{k: v for k, v in r.items() if k != "length"} for r in rows])
-    model, _ = _build_model(info.path, cfg)  # the same LoRA model as edgewrite tune's
+    model, _ = build_model(info.path, cfg)  # the same LoRA model as edgewrite tune's
     counter = _Counter(DataCollatorForSeq2Seq(tok, padding="max_length", max_length=cfg.max_length))
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(

@@ -34,7 +34,9 @@ QUALITY_BATCH = 16  # prompts per forward pass for runtimes that batch
 LATENCY_ROWS = 140  # one-at-a-time requests timed for runtimes that batch their quality pass
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0-1) with linear interpolation between order statistics, as numpy's default; None
+    for no values."""
     if not values:
         return None
     values = sorted(values)
@@ -93,7 +95,7 @@ def cell_id(label: str, device: str) -> str:
 
 
 # --------------------------------------------------------------------------- the worker (one cell)
-def _latency_rows(sets: list, n: int, seed: int = 7) -> list:
+def latency_sample(sets: list, n: int, seed: int = 7) -> list:
     """A seeded sample of about n rows, spread evenly over the sets, as single-row sets."""
     from dataclasses import replace
 
@@ -142,7 +144,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     outputs, records, timings = run_eval(editor, sets, progress=progress, batch_size=batch)
     quality_s = time.perf_counter() - t1
     if batch > 1:  # time single requests on a sample: latency is what one user waits for
-        _, _, timings = run_eval(editor, _latency_rows(sets, spec["latency_rows"]), progress=progress)
+        _, _, timings = run_eval(editor, latency_sample(sets, spec["latency_rows"]), progress=progress)
     quality = score_outputs(sets, outputs)
     peak_gpu = None
     if spec["device"] == "cuda":
@@ -187,8 +189,8 @@ def _timing_summary(timings: list[dict]) -> dict[str, Any]:
     latency = [t["wall_s"] * 1000 for t in timings]
     return {
         "latency_rows": len(timings),
-        "ttft_ms": {"p50": _round(_pct(ttft, 0.5)), "p95": _round(_pct(ttft, 0.95))},
-        "edit_latency_ms": {"p50": _round(_pct(latency, 0.5)), "p95": _round(_pct(latency, 0.95))},
+        "ttft_ms": {"p50": _round(percentile(ttft, 0.5)), "p95": _round(percentile(ttft, 0.95))},
+        "edit_latency_ms": {"p50": _round(percentile(latency, 0.5)), "p95": _round(percentile(latency, 0.95))},
         "decode_tok_s": _round(decode_tps),
         "mean_new_tokens": _round(statistics.mean(t["new_tokens"] for t in timings)),
     }

@@ -43,7 +43,7 @@ class DataSource(_Strict):
             raise ValueError("a data source needs exactly one of 'path' or 'hub'")
 
 
-def _default_sources() -> list[DataSource]:
+def default_sources() -> list[DataSource]:
     rows = [
         ("conll2013/train.jsonl", "split"),
         ("cweb/dev.jsonl", "split"),
@@ -81,7 +81,7 @@ def default_data_dir() -> Path:
 
 class DataConfig(_Strict):
     data_dir: str = "../shared/data"
-    sources: list[DataSource] = Field(default_factory=_default_sources)
+    sources: list[DataSource] = Field(default_factory=default_sources)
     tasks: list[str] = Field(default_factory=lambda: list(TASK_NAMES))
     train_per_task: int | None = Field(default=None, ge=1, description="cap on training rows per task")
     dev_per_task: int | None = Field(default=200, ge=1, description="cap on dev rows per task")

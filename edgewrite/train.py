@@ -110,7 +110,7 @@ def encode_rows(
     return encoded, too_long
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -237,7 +237,7 @@ def _setup(config: TrainConfig, model_path: Path, data_dir: Path, data_manifest:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows = _read_rows(data_dir / "train.jsonl")
+    rows = read_rows(data_dir / "train.jsonl")
     encoded, too_long = encode_rows(rows, tokenizer, style, config.max_length, config.edit_weight)
     if not encoded:
         raise EdgewriteError(f"every training row is longer than train.max_length={config.max_length}")
@@ -253,7 +253,7 @@ def total_steps(config: TrainConfig, rows: int) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
-def _build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
+def build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
     import torch
     from transformers import AutoModelForCausalLM, set_seed
 
@@ -600,7 +600,7 @@ def tune(
         )
     partial = out.with_name(out.name + ".partial")
     selector = DevSelection(config, run, partial) if config.eval_steps else None
-    model, trainable = _build_model(info.path, config)
+    model, trainable = build_model(info.path, config)
 
     from transformers.trainer_callback import PrinterCallback
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import LATENCY_ROWS, _latency_rows, _pct, cpu_name  # noqa: E402
+from edgewrite.bench import LATENCY_ROWS, cpu_name, latency_sample, percentile  # noqa: E402
 
 
 def _fail(message: str) -> None:
@@ -46,7 +46,7 @@ def child(artifact: str, rows: int) -> None:
     from edgewrite.evaluate import gather
 
     editor, _ = load_editor(artifact, device="cpu", threads=2, batch_size=1)
-    sets = _latency_rows(gather(ROOT.parent / "shared" / "data", None, "dev", None, headline_only=True), rows)
+    sets = latency_sample(gather(ROOT.parent / "shared" / "data", None, "dev", None, headline_only=True), rows)
     editor.edit(sets[0].spec.task, [sets[0].rows[0]["source"]])
     latencies, outputs = [], []
     for s in sets:
@@ -96,7 +96,7 @@ def main() -> None:
                     raise SystemExit(1)
                 res = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs[art][name].append(res)
-                print(f"round {rnd + 1} {art} {name}: p50 {_pct(res['latencies'], 0.5):.0f} ms", flush=True)
+                print(f"round {rnd + 1} {art} {name}: p50 {percentile(res['latencies'], 0.5):.0f} ms", flush=True)
     results = []
     for art in a.artifacts:
         base = None
@@ -107,8 +107,8 @@ def main() -> None:
                 "build": name,
                 "system_info": runs[art][name][0]["system_info"].strip(),
                 "edits": len(lat),
-                "p50_ms": round(_pct(lat, 0.5), 1),
-                "p95_ms": round(_pct(lat, 0.95), 1),
+                "p50_ms": round(percentile(lat, 0.5), 1),
+                "p95_ms": round(percentile(lat, 0.95), 1),
                 "mean_ms": round(statistics.mean(lat), 1),
             }
             first = runs[art][name][0]["outputs"]

@@ -37,9 +37,9 @@ BASE = "experiments/recipe_search_base.yaml"
 
 def _sources_without(path: str) -> str:
     """The default data sources minus one file, as a YAML flow list for --set."""
-    from edgewrite.recipe import _default_sources
+    from edgewrite.recipe import default_sources
 
-    kept = [s for s in _default_sources() if s.path != path]
+    kept = [s for s in default_sources() if s.path != path]
     return "[" + ", ".join(f"{{path: {s.path}, role: {s.role}}}" for s in kept) + "]"
 
 

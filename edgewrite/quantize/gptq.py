@@ -14,7 +14,7 @@ from typing import Any
 from edgewrite.errors import EdgewriteError
 
 
-def _import_gptqmodel() -> Any:
+def import_gptqmodel() -> Any:
     # gptqmodel sizes its CPU worker pools from the core count; on 2 cores the default (1) is below
     # the model-loader pool's fixed 2 and it refuses to start (STACK.md section 5).
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 2)))
@@ -51,7 +51,7 @@ def export(
     stop: str,
     device: str,
 ) -> dict[str, Any]:
-    gptqmodel = _import_gptqmodel()
+    gptqmodel = import_gptqmodel()
     from edgewrite.quantize.calibration import calibration_texts
 
     texts = calibration_texts(rows, tokenizer, style, stop)

@@ -15,9 +15,9 @@ class GPTQRuntime(HFRuntime):
         import contextlib
         import sys
 
-        from edgewrite.quantize.gptq import _import_gptqmodel
+        from edgewrite.quantize.gptq import import_gptqmodel
 
-        gptqmodel = _import_gptqmodel()
+        gptqmodel = import_gptqmodel()
         # GPT-QModel prints debug lines ("from_quantized: adapter: None") on stdout, where answers go
         with contextlib.redirect_stdout(sys.stderr):
             wrapped = gptqmodel.GPTQModel.load(str(path), device=device)
