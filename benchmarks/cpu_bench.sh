@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces benchmarks/results/bench/ and benchmarks/results/report.md: the CPU recipe's model
+# Benches the CPU recipe's model into runs/bench-cpu (OUT=): the CPU recipe's model
 # (the shipped `writing` model) unquantized and at 4 bits in every format, benched on 2 CPU threads
 # against copy, the untuned base model and Harper (alone, and as a pre-pass before the GGUF model),
 # then rendered into report.html / report.md with the verdict.
@@ -18,7 +18,8 @@
 # Q8=0 leaves the 8-bit GGUF (Q8_0, the quality reference for the 4-bit ones) out.
 # GPTQ=0 leaves the GPTQ artifact out (on CPU it decodes through torch kernels: slow, and not what a
 # laptop runs; it is the CUDA format).
-# EXTRA: further artifacts benched after these (labels get their run folder's name). The committed run
+# EXTRA: further artifacts benched after these (labels get their run folder's name). The run summarised in
+# experiments/LOG.md (the 23-cell ledger, its raw rows retired)
 # benched the previous CPU recipe's model (RUN, made by `git show ade5d06:recipes/writing-smollm2-135m-cpu.yaml`)
 # and then the current recipe's, which ships:
 #   N=runs/writing-cpu-next; RUN=runs/writing-smollm2-135m-cpu EXTRA="$N/merged $N/gguf-iq4_nl-imat $N/gguf-q4_1-lora \
@@ -45,7 +46,7 @@ Q40=${Q40:-1}
 IQ4=${IQ4:-1}
 IMAT=${IMAT:-1}
 QS=${QS-runs/quickstart}
-OUT=${OUT:-benchmarks/results/bench}
+OUT=${OUT:-runs/bench-cpu}
 lim=()
 [ -n "$LIMIT" ] && lim=(--limit "$LIMIT")
 [ -d "$R/gguf-q4_k_m" ] || $EW quantize "$R/merged" -f gguf --bits 4
@@ -84,5 +85,4 @@ arts+=("${extra[@]}")
 $EW bench "${arts[@]}" \
   --pre harper --pre-on "$R/gguf-q4_k_m" --threads 2 --headline-only "${lim[@]}" --out "$OUT"
 $EW report "$OUT" --max-bits 4 --max-latency-ms 150
-cp "$OUT/report.md" benchmarks/results/report.md
-.venv/bin/python benchmarks/variants.py "$OUT" > /dev/null
+.venv/bin/python benchmarks/variants.py "$OUT" --out "$OUT" > /dev/null

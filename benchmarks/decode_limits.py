@@ -23,41 +23,16 @@ import argparse
 import json
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
 from edgewrite.bench import cpu_name, percentile  # noqa: E402
-
-
-def bandwidth(threads: int, mb: int = 512, repeats: int = 5) -> float:
-    """GB/s moved (bytes read + written) copying arrays of ``mb`` MB, one per thread."""
-    srcs = [np.ones(mb * 2**20 // 8) for _ in range(threads)]
-    dsts = [np.empty_like(s) for s in srcs]
-    best = 0.0
-    for _ in range(repeats):
-        ts = [threading.Thread(target=np.copyto, args=(d, s)) for d, s in zip(dsts, srcs, strict=True)]
-        t0 = time.perf_counter()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        dt = time.perf_counter() - t0
-        best = max(best, 2 * mb * 2**20 * threads / dt / 1e9)
-    return best
-
-
-def weight_bytes(path: Path, manifest: dict) -> int:
-    """Bytes of weights read per decoded token: the model file(s) (a tied embedding matrix is read once,
-    as the LM head)."""
-    names = [n for n in manifest["files"] if n.endswith((".gguf", ".onnx.data", ".safetensors", ".onnx"))]
-    return sum(manifest["files"][n]["bytes"] for n in names)
+from edgewrite.measure import decode_bound, interleaved, weight_bytes  # noqa: E402
+from edgewrite.measure import memory_bandwidth as bandwidth  # noqa: E402
 
 
 def decode_speed(runtime, prompt: str) -> float:  # noqa: ANN001
@@ -95,17 +70,22 @@ def edit_latency(runtime, manifest: dict, rows: list[tuple[str, str]], modes: li
     editor = ModelEditor(runtime, manifest.get("prompt_style", "chat"))
     editor.edit(rows[0][0], [rows[0][1]])
     tasks = list(dict.fromkeys(task for task, _ in rows))
-    latencies: dict[str, list[float]] = {m: [] for m in modes}
-    outputs: dict[str, list[str]] = {m: [] for m in modes}
-    for k, task in enumerate(tasks):
-        block = [text for t, text in rows if t == task]
-        for mode in modes[k % len(modes) :] + modes[: k % len(modes)]:
+
+    def run(mode: str):  # noqa: ANN202
+        def block(task: str) -> list[tuple[float, str]]:
             set_mode(runtime, mode, defaults)
-            for text in block:
+            done = []
+            for text in (t for k, t in rows if k == task):
                 t0 = time.perf_counter()
                 (e,) = editor.edit(task, [text])
-                latencies[mode].append((time.perf_counter() - t0) * 1000)
-                outputs[mode].append(e.output)
+                done.append(((time.perf_counter() - t0) * 1000, e.output))
+            return done
+
+        return block
+
+    timed = interleaved({m: run(m) for m in modes}, tasks, warmup=False)
+    latencies = {m: [ms for t in timed[m] for ms, _ in t.result] for m in modes}
+    outputs = {m: [out for t in timed[m] for _, out in t.result] for m in modes}
     set_mode(runtime, "now", defaults)
     return {m: (latencies[m], outputs[m]) for m in modes}
 
@@ -123,7 +103,7 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)  # before the work, so a bad --out fails at once
     manifests = {artifact: read_manifest(Path(artifact)) for artifact in a.artifacts}  # every path, up front
-    bw = {1: round(bandwidth(1), 1), 2: round(bandwidth(2), 1)}
+    bw = {1: round(bandwidth(1, 512), 1), 2: round(bandwidth(2, 512), 1)}
     print(f"bandwidth: {bw[1]} GB/s on 1 thread, {bw[2]} GB/s on 2", flush=True)
     sets = gather(ROOT.parent / "shared" / "data", None, "dev", a.rows_per_task, headline_only=True)
     rows = [(s.spec.task, r["source"]) for s in sets for r in s.rows]
@@ -136,7 +116,7 @@ def main() -> None:
             runtime.tokenizer, TASKS["paraphrase"].default_instruction, long_text, manifest["prompt_style"]
         )
         nbytes = weight_bytes(path, manifest)
-        bound = bw[2] * 1e9 / nbytes
+        bound = decode_bound(nbytes, bw[2])
         tps = decode_speed(runtime, prompt)
         print(f"{artifact}: decode {tps:.1f} tok/s ({tps / bound:.0%} of the bound); {len(rows)} edits", flush=True)
         modes = [m for m in MODES if m != "before" or hasattr(runtime, "draft_tokens")]

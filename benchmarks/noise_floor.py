@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.bench import cpu_name  # noqa: E402
+from edgewrite.measure import compare_outputs  # noqa: E402
 
 
 def run(artifact: str, batch: int, data_dir: Path, threads: int) -> dict:
@@ -52,25 +53,9 @@ def run(artifact: str, batch: int, data_dir: Path, threads: int) -> dict:
 
 
 def compare(a: dict, b: dict) -> dict:
-    from edgewrite.bootstrap import paired
-    from edgewrite.evaluate import headline_scorers
-
-    diff = paired(headline_scorers(a["sets"], a["outputs"]), headline_scorers(b["sets"], b["outputs"]))
-    n = sum(len(v) for v in a["outputs"].values())
-    changed = sum(x != y for k in a["outputs"] for x, y in zip(a["outputs"][k], b["outputs"][k], strict=True))
-    ha, hb = a["quality"]["headline"], b["quality"]["headline"]
-    kept = {t: round(min(ha[t], hb[t]) / max(ha[t], hb[t]) * 100, 1) for t in ha if max(ha[t], hb[t]) > 0}
-    per_task = {}
-    for s in a["sets"]:
-        task = s.spec.task
-        rows = sum(x != y for x, y in zip(a["outputs"][s.key], b["outputs"][s.key], strict=True))
-        per_task[task] = round(rows / max(len(s.rows), 1), 4)
-    return {
-        "differ": round(changed / max(n, 1), 4),
-        "differ_per_task": per_task,
-        "lower_over_higher_pct": kept,
-        "delta": {k: v.as_dict() for k, v in diff.items()},
-    }
+    result = compare_outputs(a["sets"], a["outputs"], b["outputs"], headlines=True)
+    result.pop("headline")
+    return result
 
 
 def render(doc: dict) -> list[str]:
@@ -136,7 +121,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--fp32", help="a bench cell's label: each run's per-task share of its score")
-    p.add_argument("--bench", type=Path, default=ROOT / "benchmarks" / "results" / "bench" / "bench.json")
+    p.add_argument("--bench", type=Path, default=ROOT / "benchmarks" / "results" / "bench-shipped" / "bench.json")
     p.add_argument("--render-only", action="store_true", help="re-render the saved noise_floor.json, run nothing")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from edgewrite.artifacts import git_commit, tool_versions
 from edgewrite.bench import cpu_name
+from edgewrite.measure import interleaved
 
 EXPORTS = [("gguf", 8, "gguf-q8_0"), ("gguf", 4, "gguf-q4_k_m"), ("onnx", 4, "onnx-int4"), ("gptq", 4, "gptq-4bit-g64")]
 PROMPT_TEXT = (
@@ -173,25 +174,19 @@ def through_edgewrite(path: Path):  # noqa: ANN201
     return run, g.new_tokens, prompt, runtime
 
 
-def interleaved(ours, lib) -> dict:  # noqa: ANN001
-    """Both paths warmed up, then measured alternately ROUNDS times: median and range of each."""
-    ours()
-    lib()
-    rates: dict[str, list[float]] = {"ours": [], "lib": []}
-    ttfts: dict[str, list[float]] = {"ours": [], "lib": []}
-    for _ in range(ROUNDS):
-        for key, fn in (("ours", ours), ("lib", lib)):
-            n, ttft, decode = fn()
-            rates[key].append((n - 1) / decode)
-            ttfts[key].append(ttft * 1000)
-    return {
-        k: {
-            "tok_s": round(statistics.median(rates[k]), 1),
-            "tok_s_range": [round(min(rates[k]), 1), round(max(rates[k]), 1)],
-            "ttft_ms": round(statistics.median(ttfts[k]), 1),
+def side_by_side(ours, lib) -> dict:  # noqa: ANN001
+    """Both paths warmed up, then measured taking turns ROUNDS times: median and range of each."""
+    timed = interleaved({"ours": lambda _: ours(), "lib": lambda _: lib()}, list(range(ROUNDS)))
+    out = {}
+    for k, runs in timed.items():
+        rates = [(n - 1) / decode for n, _, decode in (t.result for t in runs)]
+        ttfts = [ttft * 1000 for _, ttft, _ in (t.result for t in runs)]
+        out[k] = {
+            "tok_s": round(statistics.median(rates), 1),
+            "tok_s_range": [round(min(rates), 1), round(max(rates), 1)],
+            "ttft_ms": round(statistics.median(ttfts), 1),
         }
-        for k in rates
-    }
+    return out
 
 
 def main() -> None:
@@ -208,7 +203,7 @@ def main() -> None:
         manifest = json.loads((path / "manifest.json").read_text())
         size = sum(f["bytes"] for f in manifest["files"].values())
         ours, n, prompt, runtime = through_edgewrite(path)
-        m = interleaved(ours, direct(fmt, path, prompt, n))
+        m = side_by_side(ours, direct(fmt, path, prompt, n))
         runtime.close()
         label = {"hf": "HF fp32 (merged)"}.get(fmt) or f"{fmt} {path.name.split('-', 1)[1]}"
         rows.append(

@@ -25,7 +25,7 @@ mkdir -p runs "$OUT/cells" "$OUT/rows"
 [ -d runs/wdata ] || $EW data --recipe recipes/writing-smollm2-135m-cpu.yaml --out runs/wdata
 for c in base_fp32__untuned__cpu harper__rule-based__cpu tuned_fp32__cpu; do
   if [ ! -f "$OUT/cells/$c.json" ]; then
-    cp "$FROM/rows/$c.jsonl" "$OUT/rows/$c.jsonl"
+    cp "$FROM/rows/$c.jsonl.gz" "$OUT/rows/$c.jsonl.gz"
     cp "$FROM/cells/$c.json" "$OUT/cells/$c.json"
   fi
 done

@@ -13,13 +13,15 @@ per edit, side by side in one run.
     R=runs/writing-cpu-next
     python benchmarks/rounding.py $R/gguf-iq4_nl-imat $R/gguf-q4_0 $R/gguf-q4_0-imat $R/gguf-q4_0-ar50 \
         $R/gguf-q4_0-ar $R/gguf-q4_1-ar $R/gguf-q8_0 --rounds 2 \
-        --parent-rows benchmarks/results/bench/rows/tuned_fp32__writing-cpu-next__cpu.jsonl   # ~13 min on 2 cores
+        --parent-rows BENCH/rows/tuned_fp32__writing-cpu-next__cpu.jsonl.gz   # ~13 min on 2 cores
+
+(BENCH: a bench of every dev row with $R/merged in it; that first run's table is in experiments/LOG.md.)
 
 The exports: `edgewrite quantize $R/merged` with `--type IQ4_NL --imatrix`, `--type Q4_0` (also with
 `--imatrix`), `--type Q4_0 --autoround 50 --out $R/gguf-q4_0-ar50` (4 min), `--type Q4_0 --autoround 200`
 (13 min), `--type Q4_1 --autoround 200` and `--type Q8_0`.
 
-Writes benchmarks/results/rounding.{json,md}.
+Writes OUT/rounding.{json,md} (--out, default benchmarks/results).
 
 The shipped model's exports (the merge of the shipped adapter; runs/writing-* from `edgewrite quantize writing
 --type Q4_0 --autoround 200 --calibration runs/wdata`, plain (runs/writing-ar, shipped until the lifted one),
@@ -27,7 +29,7 @@ with `--tensor-type 'blk\\.(0|1|2|5|8|11|14|17|20|23|26|27|28|29)\\.(attn_v|ffn_
 shipped now) and with `--samples 1024` (runs/writing-ar1024)), measured in runs/rounding2 and re-rendered:
 
     python benchmarks/rounding.py runs/writing-ar runs/writing-armix runs/writing-ar1024 --rounds 2 \
-        --parent-rows benchmarks/results/bench-shipped/rows/tuned_fp32__cpu.jsonl --out runs/rounding2  # 11 min
+        --parent-rows benchmarks/results/bench-shipped/rows/tuned_fp32__cpu.jsonl.gz --out runs/rounding2  # 11 min
     cp runs/rounding2/rounding.json benchmarks/results/rounding_lifted.json
     python benchmarks/rounding.py --render-only --name rounding_lifted
 
@@ -38,32 +40,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
-import time
-from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic  # noqa: E402
-from edgewrite.bench import cpu_name, percentile  # noqa: E402
+from edgewrite.bench import cpu_name, percentile, read_rows  # noqa: E402
 from edgewrite.errors import EdgewriteError  # noqa: E402
-
-
-def sample_rows(path: Path, per_task: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    random.Random(7).shuffle(rows)
-    picked: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        task = r["set"].split("/")[0]
-        if len(picked[task]) < per_task:
-            picked[task].append({**r, "task": task})
-    return [r for task in sorted(picked) for r in picked[task]]
+from edgewrite.measure import agreement, interleaved  # noqa: E402
+from edgewrite.measure import parent_rows as parent_sample  # noqa: E402
 
 
 def describe(path: Path, manifest: dict) -> str:
@@ -75,62 +63,6 @@ def describe(path: Path, manifest: dict) -> str:
     if not steps:
         return label
     return f"{label} ({steps} steps{'' if rows in (None, 256) else f', {rows} calibration rows'})"
-
-
-def agreement(runtime, manifest: dict, rows: list[dict]) -> dict:  # noqa: ANN001
-    """Teacher-forced: the export's argmax against the parent's answer tokens (and its end-of-turn)."""
-    from edgewrite.tasks import TASKS, build_prompt
-
-    tokens, same, whole, nll = defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(list)
-    stop, style = manifest["stop_token"], manifest.get("prompt_style", "chat")
-    for r in rows:
-        instruction = TASKS[r["task"]].default_instruction
-        prompt = runtime.tokenize(build_prompt(runtime.tokenizer, instruction, r["source"], style))
-        answer = runtime.tokenize(r["raw_output"] + stop)
-        seq = prompt + answer
-        logits = runtime.teacher_forced_logits(seq, len(prompt) - 1)
-        hits = 0
-        for j, target in enumerate(answer):
-            row = np.asarray(logits[j], dtype=np.float64)
-            hits += int(row.argmax() == target)
-            top = row.max()
-            nll[r["task"]].append(float(top + np.log(np.exp(row - top).sum()) - row[target]))
-        tokens[r["task"]] += len(answer)
-        same[r["task"]] += hits
-        whole[r["task"]] += hits == len(answer)
-    counts = defaultdict(int)
-    for r in rows:
-        counts[r["task"]] += 1
-    per_task = {
-        t: {
-            "token_agreement": round(same[t] / tokens[t], 4),
-            "answers_kept": round(whole[t] / counts[t], 3),
-            "nll": round(statistics.mean(nll[t]), 4),
-        }
-        for t in sorted(counts)
-    }
-    return {
-        "token_agreement": round(sum(same.values()) / sum(tokens.values()), 4),
-        "answers_kept": round(sum(whole.values()) / len(rows), 3),
-        "nll": round(statistics.mean([x for v in nll.values() for x in v]), 4),
-        "answer_tokens": sum(tokens.values()),
-        "tasks": per_task,
-    }
-
-
-def latencies(editors: dict, rows: list[dict], rounds: int) -> dict[str, list[float]]:
-    """Edit p50 inputs: every row, one at a time, the artifacts taking turns row by row (order rotated)."""
-    out: dict[str, list[float]] = {name: [] for name in editors}
-    names = list(editors)
-    for k in range(rounds):
-        for i, r in enumerate(rows):
-            shift = (i + k) % len(names)
-            for name in names[shift:] + names[:shift]:
-                t0 = time.perf_counter()
-                editors[name].edit(r["task"], [r["source"]])
-                out[name].append((time.perf_counter() - t0) * 1000)
-        print(f"speed: round {k + 1}/{rounds} done", flush=True)
-    return out
 
 
 def main() -> None:
@@ -167,22 +99,30 @@ def main() -> None:
         raise EdgewriteError("give the GGUF export folders and --parent-rows (or --render-only)")
     out.mkdir(parents=True, exist_ok=True)  # before the work, so a bad --out fails at once
     parent_rows = Path(a.parent_rows)
+    if not parent_rows.is_file() and Path(a.parent_rows + ".gz").is_file():  # bench rows are compressed now
+        parent_rows = Path(a.parent_rows + ".gz")
     if not parent_rows.is_file():
-        raise EdgewriteError(f"{parent_rows} does not exist; give the bench's rows/<cell>.jsonl of the fp32 parent")
+        raise EdgewriteError(f"{parent_rows} does not exist; give the bench's rows/<cell>.jsonl.gz of the fp32 parent")
     manifests = {x: read_manifest(Path(x)) for x in a.artifacts}
     for x, m in manifests.items():
         if m.get("format") != "gguf":
             raise EdgewriteError(f"{x} is not a GGUF export; this benchmark compares llama.cpp roundings")
-    rows = sample_rows(parent_rows, a.rows_per_task)
+    rows = parent_sample(read_rows(parent_rows), a.rows_per_task)
     runtimes = {x: load_runtime(Path(x), threads=2, batch_size=1)[0] for x in a.artifacts}
     results = []
     for x, rt in runtimes.items():
-        agree = agreement(rt, manifests[x], rows)
+        agree = agreement(rt, rows, manifests[x]["stop_token"], manifests[x].get("prompt_style", "chat"))
         kept = f"token agreement {agree['token_agreement']:.4f}, answers kept {agree['answers_kept']:.3f}"
         print(f"{x}: {kept}", flush=True)
         results.append({"artifact": x, "label": describe(Path(x), manifests[x]), "agreement": agree})
     editors = {x: ModelEditor(rt, manifests[x].get("prompt_style", "chat")) for x, rt in runtimes.items()}
-    lat = latencies(editors, rows, a.rounds)
+    timed = interleaved(
+        {x: (lambda r, e=e: e.edit(r["task"], [r["source"]])) for x, e in editors.items()},
+        rows,
+        a.rounds,
+        on_round=lambda k: print(f"speed: round {k}/{a.rounds} done", flush=True),
+    )
+    lat = {x: [t.ms for t in v] for x, v in timed.items()}
     ref = statistics.mean(lat[a.artifacts[0]])
     for r in results:
         values = lat[r["artifact"]]

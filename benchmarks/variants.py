@@ -4,9 +4,9 @@ buys against the untuned model and against the CPU recipe, what the current CPU 
 keeping its adapter apart (the embedded Q4_1 file as is, the LoRA applied at run time) keeps, and what
 AutoRound's tuned rounding keeps against llama.cpp's nearest rounding.
 
-    python benchmarks/variants.py [benchmarks/results/bench]
+    python benchmarks/variants.py BENCH_DIR
 
-Writes benchmarks/results/variants.{json,md} (README: <!-- results:variants -->).
+Writes OUT/variants.{json,md} (--out, default benchmarks/results).
 
     python benchmarks/variants.py benchmarks/results/bench-shipped --shipped
 
@@ -81,10 +81,20 @@ def main() -> None:
     from edgewrite.report import comparison
     from edgewrite.tasks import TASK_NAMES
 
-    args = [a for a in sys.argv[1:] if a != "--shipped"]
-    shipped = "--shipped" in sys.argv[1:]
+    argv = sys.argv[1:]
+    out = ROOT / "benchmarks" / "results"
+    if "--out" in argv:
+        k = argv.index("--out")
+        if k + 1 >= len(argv):
+            _fail("--out needs a folder")
+        out = Path(argv[k + 1])
+        argv = argv[:k] + argv[k + 2 :]
+    args = [a for a in argv if a != "--shipped"]
+    shipped = "--shipped" in argv
     pairs, name = (PAIRS_SHIPPED, "shipped") if shipped else (PAIRS, "variants")
-    bench_dir = Path(args[0]) if args else ROOT / "benchmarks" / "results" / "bench"
+    if not args:
+        _fail("give a bench folder: python benchmarks/variants.py BENCH_DIR [--shipped] [--out DIR]")
+    bench_dir = Path(args[0])
     if not (bench_dir / "bench.json").is_file():
         _fail(f"{bench_dir} has no bench.json; run `edgewrite bench` (benchmarks/cpu_bench.sh) first")
     doc = json.loads((bench_dir / "bench.json").read_text())
@@ -119,7 +129,7 @@ def main() -> None:
         "",
         f"From `{bench_dir.relative_to(ROOT) if bench_dir.is_relative_to(ROOT) else bench_dir}/bench.json` "
         f"({doc['conditions'].get('cpu')}, {doc['conditions'].get('threads')} threads); "
-        f"`python benchmarks/variants.py{' ' + ' '.join(sys.argv[1:]) if shipped else ''}`. "
+        f"`python benchmarks/variants.py {' '.join(sys.argv[1:])}`. "
         "* = the 95 % interval excludes 0. *differ*: the share of dev rows "
         "whose outputs a and b are not the same text.",
         "",
@@ -170,7 +180,7 @@ def main() -> None:
             f"{kept['tensors_matching']} of {kept['tensors_matching'] + len(kept['tensors_differing'])} tensors "
             "are byte for byte those of the file AutoRound wrote.",
         ]
-    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
     for fname, text in (
         (f"{name}.json", json.dumps({"bench": str(bench_dir), "rows": rows, "shares": shares}, indent=1) + "\n"),
         (f"{name}.md", "\n".join(lines) + "\n"),

@@ -26,23 +26,13 @@ from typing import Any
 
 from edgewrite.artifacts import fingerprint, git_commit, read_manifest, tool_versions
 from edgewrite.errors import EdgewriteError
+from edgewrite.measure import percentile  # noqa: F401  (public here too: scripts time with it)
 
 SCHEMA = "edgewrite.bench/2"
 COPY = "copy"
 BASE = "default"
 QUALITY_BATCH = 16  # prompts per forward pass for runtimes that batch
 LATENCY_ROWS = 140  # one-at-a-time requests timed for runtimes that batch their quality pass
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0-1) with linear interpolation between order statistics, as numpy's default; None
-    for no values."""
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def describe(path: Path, manifest: dict) -> dict[str, Any]:
@@ -342,12 +332,12 @@ def _run_or_reuse(entry: dict, device: str, spec: dict, sets: list, out: Path, r
         {**{k: v for k, v in spec.items() if k != "exclude"}, "rows": scored, "artifact": entry["fingerprint"]}
     )
     cell_path = out / "cells" / f"{name}.json"
-    rows_path = out / "rows" / f"{name}.jsonl"
-    if cell_path.is_file() and rows_path.is_file():
+    rows_file = rows_path(out, name)
+    if cell_path.is_file() and rows_file.is_file():
         cell = _read_json(cell_path)
         if cell.get("spec_fingerprint") == spec_fp:
             if rescore:
-                cell["quality"] = _rescore(sets, rows_path)
+                cell["quality"] = _rescore(sets, rows_file)
                 _write_json(cell_path, cell)
             progress.log(f"{entry['label']} [{device}]: kept from an earlier run")
             return cell
@@ -356,11 +346,7 @@ def _run_or_reuse(entry: dict, device: str, spec: dict, sets: list, out: Path, r
     t0 = time.perf_counter()
     result = _spawn(spec, lambda n: progress.update(completed=progress.base + n))
     records = result.pop("_records")
-    tmp = rows_path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, rows_path)
+    write_rows(rows_path(out, name), records)
     cell = {
         "id": name,
         "artifact": entry["path"],
@@ -372,6 +358,46 @@ def _run_or_reuse(entry: dict, device: str, spec: dict, sets: list, out: Path, r
     }
     _write_json(cell_path, cell)
     return cell
+
+
+def rows_path(out: Path, cell: str) -> Path:
+    """A cell's per-row outputs: ``rows/ID.jsonl.gz`` (an older bench's plain ``rows/ID.jsonl`` is read
+    where no compressed file exists)."""
+    gz = out / "rows" / f"{cell}.jsonl.gz"
+    plain = out / "rows" / f"{cell}.jsonl"
+    return plain if plain.is_file() and not gz.is_file() else gz
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The records of a rows file (``.jsonl.gz`` or ``.jsonl``)."""
+    import gzip
+
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = path.read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgewriteError(
+            f"{path} is unreadable ({e}); delete it and its cell file and re-run edgewrite bench"
+        ) from e
+
+
+def write_rows(path: Path, records: list[dict[str, Any]]) -> None:
+    """Rows written compressed (they feed the paired comparisons; a bench's rows are 95 % of its bytes)
+    under a temporary name, then renamed; a legacy plain file of the same cell is removed."""
+    import gzip
+
+    gz = path if path.suffix == ".gz" else path.with_name(path.name + ".gz")
+    tmp = gz.with_name(gz.name + ".tmp")
+    with gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as raw:
+        raw.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+    os.replace(tmp, gz)
+    legacy = gz.with_name(gz.name.removesuffix(".gz"))
+    if legacy.is_file():
+        legacy.unlink()
 
 
 def _read_json(path: Path) -> Any:
@@ -401,15 +427,20 @@ def bench(
     pre_on: list[str] | None = None,
     train_data: list[Path] | None = None,
     policy: bool = False,
+    agreement: int = 0,
 ) -> dict[str, Any]:
     """``train_data``: `edgewrite data` folders whose training rows are excluded too, for models whose
-    manifest does not say where their data is (the shipped adapter carries only its data's fingerprint)."""
+    manifest does not say where their data is (the shipped adapter carries only its data's fingerprint).
+    ``agreement``: rows per task on which each quantized artifact is teacher-forced on its fp32 parent's
+    answers (`measure.agreement`); 0 skips it."""
     from edgewrite.evaluate import gather, training_keys
     from edgewrite.progress import Progress
 
     for d in devices:
         if d not in ("cpu", "cuda"):
             raise EdgewriteError(f"--device {d}: use cpu, cuda or cpu,cuda")
+    if agreement < 0:
+        raise EdgewriteError(f"--agreement {agreement}: give rows per task (0 skips the measurement)")
     if "cuda" in devices:
         import torch
 
@@ -468,6 +499,14 @@ def bench(
                 cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
                 progress.base += n_rows
                 progress.update(completed=progress.base)
+        bandwidth = None
+        if "cpu" in devices:
+            from edgewrite.measure import memory_bandwidth
+
+            bandwidth = memory_bandwidth(threads or os.cpu_count() or 1)
+            _bound_shares(cells, bandwidth)
+        if agreement:
+            _agreements(cells, out, agreement, threads, progress)
         progress.log("comparing every pair of systems (paired bootstrap, 1000 resamples)")
         comparisons = compare_cells(sets, cells, out)
     doc = {
@@ -478,6 +517,7 @@ def bench(
         "conditions": {
             **_conditions(threads, split, limit, tasks, data_dir, sets, exclude),
             "headline_only": headline_only,
+            "memory_bandwidth_gbs": bandwidth,
         },
         "cells": cells,
         "comparisons": comparisons,
@@ -485,6 +525,62 @@ def bench(
     }
     _write_json(out / "bench.json", doc)
     return doc
+
+
+def fp32_parent(cells: list[dict], cell: dict) -> dict | None:
+    """A quantized cell's own fp32 parent among the bench's merged models (a bench may hold several runs');
+    an export that keeps the LoRA adapter apart has the adapter as its parent, like the merge made from it."""
+    if cell.get("kind") == "merged" or not cell.get("parent"):
+        return None
+    return next(
+        (
+            c
+            for c in cells
+            if c.get("kind") == "merged"
+            and c.get("device") == cell.get("device", c.get("device"))
+            and (c.get("path") == cell["parent"] or (" + LoRA" in cell["label"] and c.get("parent") == cell["parent"]))
+        ),
+        None,
+    )
+
+
+def _bound_shares(cells: list[dict], bandwidth: float) -> None:
+    """Each CPU model cell's decode speed as a share of the memory-bandwidth bound of its weights."""
+    from edgewrite.measure import bound_share, weight_bytes
+
+    for c in cells:
+        path = Path(str(c.get("path") or ""))
+        if c.get("device") != "cpu" or not c.get("decode_tok_s") or not (path / "manifest.json").is_file():
+            continue
+        c["decode_bound_share"] = bound_share(c["decode_tok_s"], weight_bytes(path, read_manifest(path)), bandwidth)
+
+
+def _agreements(cells: list[dict], out: Path, per_task: int, threads: int | None, progress: Any) -> None:
+    """Teacher-forced agreement of each quantized cell with its fp32 parent's stored answers, kept in the
+    cell file (and reused while the two cells and the sample size stay the same)."""
+    from edgewrite.measure import agreement, parent_rows
+    from edgewrite.runtimes import load_runtime
+
+    for c in cells:
+        parent = fp32_parent(cells, c)
+        if parent is None or c.get("pre") or c.get("policy") or c.get("device") != "cpu":
+            continue
+        key = fingerprint([c["spec_fingerprint"], parent["spec_fingerprint"], per_task])
+        if (c.get("agreement") or {}).get("key") == key:
+            continue
+        rows = parent_rows(read_rows(rows_path(out, parent["id"])), per_task)
+        progress.log(f"{c['label']}: teacher-forced on {parent['label']}'s answers ({len(rows)} rows)")
+        runtime, manifest = load_runtime(Path(c["path"]), threads=threads, batch_size=1)
+        try:
+            found = agreement(runtime, rows, manifest["stop_token"], manifest.get("prompt_style", "chat"))
+            c["agreement"] = {**found, "parent": parent["label"], "key": key}
+        except EdgewriteError as e:
+            progress.log(f"{c['label']}: no agreement ({e})")
+            c["agreement"] = None
+        finally:
+            if hasattr(runtime, "close"):
+                runtime.close()
+        _write_json(out / "cells" / f"{c['id']}.json", c)
 
 
 def _prepare_out(out: Path) -> None:
@@ -504,41 +600,32 @@ def _prepare_out(out: Path) -> None:
 def _outputs_of(cell: dict, sets: list, out: Path) -> dict[str, list[str]]:
     if cell["artifact"] == COPY:
         return {s.key: [r["source"] for r in s.rows] for s in sets}
-    stored = {}
-    for line in (out / "rows" / f"{cell['id']}.jsonl").read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        stored[(r["set"], r["id"])] = r["output"]
+    stored = {(r["set"], r["id"]): r["output"] for r in read_rows(rows_path(out, cell["id"]))}
     return {s.key: [stored[(s.key, row["id"])] for row in s.rows] for s in sets}
-
-
-def _differ(a: dict[str, list[str]], b: dict[str, list[str]], n_rows: int) -> float:
-    """The share of rows whose two outputs are not the same text."""
-    return round(sum(x != y for k in a for x, y in zip(a[k], b[k], strict=True)) / max(n_rows, 1), 4)
 
 
 def compare_cells(sets: list, cells: list[dict], out: Path) -> list[dict[str, Any]]:
     """Every pair of systems on the same device (and every system against copy): the paired difference
     of each task's headline score and of their mean, with 95 % intervals, and the share of rows on which
     their outputs differ (how much of a quantized model's score change is greedy near-ties flipping)."""
-    from edgewrite.bootstrap import paired
     from edgewrite.evaluate import headline_scorers
+    from edgewrite.measure import compare_outputs
 
     outputs = {c["id"]: _outputs_of(c, sets, out) for c in cells}
     scorers = {cid: headline_scorers(sets, o) for cid, o in outputs.items()}
-    n_rows = sum(len(s.rows) for s in sets)
     result = []
     for i, a in enumerate(cells):
         for b in cells[:i]:
             if b["artifact"] != COPY and a["device"] != b["device"]:
                 continue
-            diff = paired(scorers[a["id"]], scorers[b["id"]])
+            both = compare_outputs(sets, outputs[a["id"]], outputs[b["id"]], (scorers[a["id"]], scorers[b["id"]]))
             result.append(
                 {
                     "a": a["id"],
                     "b": b["id"],
-                    "tasks": {t: v.as_dict() for t, v in diff.items() if t != "mean"},
-                    "mean": diff["mean"].as_dict(),
-                    "differ": _differ(outputs[a["id"]], outputs[b["id"]], n_rows),
+                    "tasks": {t: v for t, v in both["delta"].items() if t != "mean"},
+                    "mean": both["delta"]["mean"],
+                    "differ": both["differ"],
                 }
             )
     return result
@@ -597,11 +684,7 @@ def _rescore(sets: list, rows_path: Path) -> dict[str, Any]:
     from edgewrite.edit import clean_output
     from edgewrite.evaluate import score_outputs
 
-    stored = {}
-    lines = rows_path.read_text(encoding="utf-8").splitlines()
-    for line in lines:
-        r = json.loads(line)
-        stored[(r["set"], r["id"])] = r
+    stored = {(r["set"], r["id"]): r for r in read_rows(rows_path)}
     outputs = {}
     for s in sets:
         try:
@@ -610,9 +693,7 @@ def _rescore(sets: list, rows_path: Path) -> dict[str, Any]:
             raise EdgewriteError(f"{rows_path} lacks row {e}; re-run this cell (delete its cell file)") from e
         for row, text in zip(s.rows, outputs[s.key], strict=True):
             stored[(s.key, row["id"])]["output"] = text
-    tmp = rows_path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in stored.values()), encoding="utf-8")
-    os.replace(tmp, rows_path)
+    write_rows(rows_path, list(stored.values()))
     return score_outputs(sets, outputs)
 
 

@@ -787,6 +787,15 @@ def bench(
     rescore: Annotated[
         bool, typer.Option("--rescore", help="Re-score finished cells from their stored outputs (no generation).")
     ] = False,
+    agreement: Annotated[
+        int,
+        typer.Option(
+            "--agreement",
+            min=0,
+            help="Rows per task on which each quantized artifact is teacher-forced on its fp32 parent's answers "
+            "(the parent benched beside it): tokens and whole answers it agrees on. 0: skip.",
+        ),
+    ] = 0,
     quiet: Quiet = False,
 ) -> None:
     """Quality, latency, throughput, memory and size for each artifact x device, plus copy and base rows."""
@@ -813,6 +822,7 @@ def bench(
         pre_on=[a.strip() for a in pre_on.split(",") if a.strip()] if pre_on else None,
         train_data=train_data,
         policy=policy,
+        agreement=agreement,
     )
     console.print(terminal_table(doc))
     console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")

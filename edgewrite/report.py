@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewrite.bench import COPY, SCHEMA
+from edgewrite.bench import fp32_parent as _fp32_parent
 from edgewrite.errors import EdgewriteError
 from edgewrite.tasks import TASK_NAMES
 
@@ -308,22 +309,6 @@ def _device_verdict(
                 )
     entry.update(ship=ship["label"], artifact=ship["artifact"], vs_copy=vs_copy, vs_base=vs_base, text=text)
     return entry
-
-
-def _fp32_parent(dev: list[dict], cell: dict) -> dict | None:
-    """A quantized cell's own fp32 parent among the bench's merged models (a bench may hold several runs');
-    an export that keeps the LoRA adapter apart has the adapter as its parent, like the merge made from it."""
-    if cell.get("kind") == "merged" or not cell.get("parent"):
-        return None
-    return next(
-        (
-            c
-            for c in dev
-            if c.get("kind") == "merged"
-            and (c.get("path") == cell["parent"] or (" + LoRA" in cell["label"] and c.get("parent") == cell["parent"]))
-        ),
-        None,
-    )
 
 
 def _kept(cell: dict, merged: dict, tasks: list[str]) -> float:
@@ -646,12 +631,13 @@ EXAMPLES_SEED = 2024
 def examples(doc: dict, bench_dir: Path, cell: dict) -> dict[str, list[dict]]:
     """Per task, EXAMPLES_PER_TASK rows of its headline set drawn by a seeded rule (the same rows for any
     system), with the system's output and the first reference."""
-    rows_path = bench_dir / "rows" / f"{cell['id']}.jsonl"
-    if not rows_path.is_file():
+    from edgewrite.bench import read_rows, rows_path
+
+    path = rows_path(bench_dir, cell["id"])
+    if not path.is_file():
         return {}
     by_set: dict[str, list[dict]] = {}
-    for line in rows_path.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
+    for r in read_rows(path):
         by_set.setdefault(r["set"], []).append(r)
     copy = next(c for c in doc["cells"] if c["artifact"] == COPY)
     out = {}
@@ -708,10 +694,16 @@ def _cost_rows(doc: dict) -> list[list[str]]:
                 _fmt(c.get("decode_tok_s"), 1),
                 _fmt(c.get("peak_rss_mb")),
                 _fmt(c.get("peak_gpu_mb")),
+                _pct(c.get("decode_bound_share")),
+                _pct((c.get("agreement") or {}).get("token_agreement"), 2),
                 _fmt(c.get("wall_s")),
             ]
         )
     return rows
+
+
+def _pct(v: float | None, digits: int = 0) -> str:
+    return "–" if v is None else f"{v * 100:.{digits}f} %"
 
 
 _COST_HEAD = [
@@ -726,6 +718,8 @@ _COST_HEAD = [
     "decode tok/s",
     "peak RSS MB",
     "peak GPU MB",
+    "of bandwidth bound",
+    "agrees with fp32 (tokens)",
     "bench wall s",
 ]
 
@@ -841,10 +835,41 @@ def markdown_report(doc: dict, verdicts: list[dict]) -> str:
         + markdown_table(doc)
         + "\n\nPer task, with 95 % intervals:\n\n"
         + "\n".join(per_task)
+        + closeness_table(doc)
         + "\n\n## Verdict\n\n"
         + "\n\n".join("\n".join(v["text"]) for v in verdicts)
         + "\n"
     )
+
+
+def closeness_table(doc: dict) -> str:
+    """How close each export decodes to the memory bus's bound, and to its fp32 parent's answers
+    (teacher-forced, `edgewrite bench --agreement`): empty when the bench measured neither."""
+    cells = [c for c in doc["cells"] if c.get("agreement") or c.get("decode_bound_share")]
+    if not cells:
+        return ""
+    bw = doc["conditions"].get("memory_bandwidth_gbs")
+    lines = [
+        "",
+        "",
+        "| artifact | decode tok/s | of bandwidth bound | answer tokens agreeing with fp32 "
+        "| answers kept whole | rows |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        a = c.get("agreement") or {}
+        lines.append(
+            f"| {c['label']} | {_fmt(c.get('decode_tok_s'), 1)} | {_pct(c.get('decode_bound_share'))} | "
+            f"{_pct(a.get('token_agreement'), 2)} | {_pct(a.get('answers_kept'))} | {a.get('rows', '–')} |"
+        )
+    lines += [
+        "",
+        "Bound: decoding a token reads every weight once, so tok/s <= bandwidth / weight bytes"
+        + (f" ({bw} GB/s measured by copying arrays)" if bw else "")
+        + ". Agreement: the export's top token against each token of its fp32 parent's greedy answer, "
+        "teacher-forced on a seeded sample of the parent's rows.",
+    ]
+    return "\n".join(lines)
 
 
 def write_report(

@@ -116,7 +116,7 @@ CANDIDATES: dict[str, tuple[str, list[str], str]] = {
 
 
 def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -> dict:
-    from edgewrite.bench import cpu_name
+    from edgewrite.bench import cpu_name, rows_path, write_rows
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs, training_keys
     from edgewrite.pipeline import run_recipe
@@ -143,9 +143,8 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
     outputs, records, _ = run_eval(editor, sets, batch_size=16)
     eval_s = time.perf_counter() - t1
     quality = score_outputs(sets, outputs)
-    rows_path = out / "rows" / f"{name}.jsonl"
-    rows_path.parent.mkdir(parents=True, exist_ok=True)
-    rows_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    write_rows(rows_path(out, name), records)
     unchanged = sum(" ".join(r["output"].split()) == " ".join(r["source"].split()) for r in records) / len(records)
     override_flags = " ".join(f"--set '{o}'" for o in sets_)
     return {
@@ -169,6 +168,7 @@ def _run_candidate(name: str, overrides: list[str], eval_rows: int, out: Path) -
 def _compare(results: dict, eval_rows: int) -> None:
     """Paired differences of every candidate against the one it varies and against the untuned model
     (same rows, same resamples)."""
+    from edgewrite.bench import read_rows, rows_path
     from edgewrite.bootstrap import paired
     from edgewrite.evaluate import gather, headline_scorers
 
@@ -176,7 +176,7 @@ def _compare(results: dict, eval_rows: int) -> None:
     keys = {s.key: [r["id"] for r in s.rows] for s in sets}
     scorers = {}
     for name in results:
-        rows = [json.loads(line) for line in (OUT / "rows" / f"{name}.jsonl").read_text().splitlines()]
+        rows = read_rows(rows_path(OUT, name))
         by_set: dict[str, dict[str, str]] = {}
         for r in rows:
             by_set.setdefault(r["set"], {})[r["id"]] = r["output"]

@@ -24,10 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _outputs(rows_file: Path, sets: list) -> dict[str, list[str]]:
-    stored = {}
-    for line in rows_file.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        stored[(r["set"], r["id"])] = r["output"]
+    from edgewrite.bench import read_rows
+
+    stored = {(r["set"], r["id"]): r["output"] for r in read_rows(rows_file)}
     return {s.key: [stored[(s.key, row["id"])] for row in s.rows] for s in sets}
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from edgewrite.artifacts import git_commit, read_manifest, tool_versions, write_text_atomic
-    from edgewrite.bench import cell_id, cpu_name
+    from edgewrite.bench import cell_id, cpu_name, rows_path
     from edgewrite.bootstrap import paired
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, headline_scorers, run_eval, training_keys
@@ -74,9 +73,7 @@ def main() -> None:
     editor, _ = load_editor(dirs["merge"], batch_size=16)
     outputs, _, _ = run_eval(editor, sets, batch_size=16)
     ours = headline_scorers(sets, outputs)
-    theirs = headline_scorers(
-        sets, _outputs(bench_dir / "rows" / f"{cell_id(merged_cell['label'], 'cpu')}.jsonl", sets)
-    )
+    theirs = headline_scorers(sets, _outputs(rows_path(bench_dir, cell_id(merged_cell["label"], "cpu")), sets))
     diff = {k: v.as_dict() for k, v in paired(ours, theirs).items()}
     reproduced = all(d["lo"] <= 0 <= d["hi"] for d in diff.values())
     result = {

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from edgewrite.artifacts import write_manifest
-from edgewrite.bench import SCHEMA, bench
+from edgewrite.bench import SCHEMA, bench, read_rows, rows_path
 from edgewrite.errors import EdgewriteError
 from edgewrite.evaluate import EVAL_SETS, HEADLINE, MIN_GOLD_EDITS, evaluate, gather
-from edgewrite.report import load_bench, write_report
+from edgewrite.report import load_bench, markdown_report, write_report
 from tests.conftest import TASK_ROWS, write_jsonl
 
 # 12 sentences with 2 gold edits each: 24 >= MIN_GOLD_EDITS, so grammar's headline is M2 F0.5.
@@ -139,8 +139,10 @@ def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: 
     n_rows = sum(len(s.rows) for s in gather(test_split_dir, None, "test", limit=None))
     assert set(cell["quality"]["headline"]) == set(HEADLINE) and cell["rows"] == n_rows == 12 + 12 + 2 * 10
     assert cell["quality"]["headline_source"]["grammar"] == "conll2014 f0.5"
-    rows = (out / "rows" / f"{cell['id']}.jsonl").read_text().splitlines()
+    rows = [json.dumps(r) for r in read_rows(out / "rows" / f"{cell['id']}.jsonl.gz")]  # compressed rows
     assert len(rows) == cell["rows"] and {"source", "output", "references", "raw_output"} <= set(json.loads(rows[0]))
+    assert not (out / "rows" / f"{cell['id']}.jsonl").exists()
+    assert doc["conditions"]["memory_bandwidth_gbs"] > 0 and 0 < cell["decode_bound_share"] < 1.5
     copy = doc["cells"][0]["quality"]
     assert copy["headline"]["grammar"] == 0.0  # copy proposes no edit: F0.5 = 0
     assert all(copy["headline_ci"][t]["lo"] <= copy["headline"][t] <= copy["headline_ci"][t]["hi"] for t in HEADLINE)
@@ -174,7 +176,7 @@ def test_bench_then_report(tiny_artifact: Path, test_split_dir: Path, tmp_path: 
     tuned = _tuned_beside(tiny_artifact, tmp_path / "tuned-a", ["A sentence that no test row holds."])
     doc2 = bench([str(tuned)], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
     assert (out / "cells" / f"{cell['id']}.json").stat().st_mtime == stamp and len(doc2["cells"]) == 4
-    scored = json.loads((out / "rows" / f"{cell['id']}.jsonl").read_text().splitlines()[-1])["source"]
+    scored = read_rows(rows_path(out, cell["id"]))[-1]["source"]
     trained_on_a_row = _tuned_beside(tiny_artifact, tmp_path / "tuned-b", [scored])
     doc3 = bench([str(trained_on_a_row)], out, ["cpu"], base=str(tiny_artifact), latency_rows=24, **args)
     assert (out / "cells" / f"{cell['id']}.json").stat().st_mtime != stamp
@@ -328,3 +330,33 @@ def test_bench_puts_the_policy_row_beside_the_plain_model(
     assert "tuned fp32 + policy" in ids and "tuned fp32" in ids, sorted(ids)
     pair = {ids["tuned fp32"], ids["tuned fp32 + policy"]}
     assert any({c["a"], c["b"]} == pair for c in doc["comparisons"])  # compared on the same rows
+
+
+def test_bench_agreement_teacher_forces_each_export_on_its_fp32_parent(
+    tiny_artifact: Path, test_split_dir: Path, tmp_path: Path
+) -> None:
+    from edgewrite.quantize import quantize
+
+    merged = _tuned_beside(tiny_artifact, tmp_path / "tuned", ["A sentence that no test row holds."])
+    gguf, _ = quantize(str(merged), "gguf", 8, tmp_path / "q8")
+    out = tmp_path / "bench"
+    args = dict(threads=1, tasks=["grammar", "paraphrase"], limit=None, split="test", data_dir=test_split_dir)
+    doc = bench(
+        [str(merged), str(gguf)], out, ["cpu"], base=str(tiny_artifact), latency_rows=4, quiet=True, agreement=2, **args
+    )
+    cells = {c["label"]: c for c in doc["cells"]}
+    q8 = next(c for c in doc["cells"] if c.get("format") == "gguf")
+    assert q8["agreement"]["parent"] == next(c["label"] for c in doc["cells"] if c.get("kind") == "merged")
+    # Two rows per task of the parent's answers.
+    assert q8["agreement"]["rows"] == 4 and set(q8["agreement"]["tasks"]) == {"grammar", "paraphrase"}
+    # The random model's answers are runs of newlines cut off at the length limit (measured: 0.86, the
+    # cut-off's last token retokenized differently); the real model's own answers agree at 1.0
+    # (test_measure_agreement.py).
+    assert 0.6 <= q8["agreement"]["token_agreement"] <= 1
+    assert not any(c.get("agreement") for c in cells.values() if c is not q8)  # models with no fp32 parent here
+    stored = json.loads((out / "cells" / f"{q8['id']}.json").read_text())
+    assert stored["agreement"] == q8["agreement"]
+    md = markdown_report(doc, [])
+    assert "answer tokens agreeing with fp32" in md and f"{q8['agreement']['token_agreement'] * 100:.2f} %" in md
+    with pytest.raises(EdgewriteError, match="--agreement -1"):
+        bench([], out, ["cpu"], base=str(tiny_artifact), agreement=-1, **args)
