@@ -11,7 +11,7 @@
 # kernels, while "Q4_K_M" falls back to Q5_0/Q8_0 on SmolLM2's 576-wide rows).
 # IQ4=0 leaves the IQ4_NL GGUF out (4.5 bits for every tensor like Q4_0, with a non-linear 4-bit grid:
 # llama.cpp's best 4-bit type for rows that are not a multiple of 256, no importance matrix needed).
-# IMAT=0 leaves out the GGUFs rounded with an importance matrix (`quantize --imatrix`: Q4_0, Q4_K_M and IQ4_NL
+# IMAT=0 leaves out the GGUFs rounded with an importance matrix (`quantize --rounding imatrix`: Q4_0, Q4_K_M and IQ4_NL
 # again, weighted by the mean squared activations of 256 of the model's own training rows).
 # QS=runs/quickstart adds the quickstart recipe's model (fp32 and Q4_K_M; `edgewrite run recipes/quickstart.yaml`
 # first), labelled "(quickstart)"; QS= leaves it out.
@@ -25,11 +25,11 @@
 #   N=runs/writing-cpu-next; RUN=runs/writing-smollm2-135m-cpu EXTRA="$N/merged $N/gguf-iq4_nl-imat $N/gguf-q4_1-lora \
 #     $N/gguf-iq4_nl-imat-lora $N/gguf-q4_0 $N/gguf-q4_0-imat $N/gguf-q4_0-ar" LIMIT= bash benchmarks/cpu_bench.sh
 # (`edgewrite run recipes/writing-smollm2-135m-cpu.yaml --set name=writing-cpu-next`,
-# `edgewrite quantize runs/writing-cpu-next/merged -f gguf --type IQ4_NL --imatrix`,
+# `edgewrite quantize runs/writing-cpu-next/merged -f gguf --type IQ4_NL --rounding imatrix`,
 # `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora`,
-# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --imatrix-file edgewrite/shipped/writing/imatrix.npz` (the matrix shipped until ff19a90),
-# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0` (also with `--imatrix`) and
-# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0 --autoround 200` (13 min on 2 cores)
+# `edgewrite quantize runs/writing-cpu-next/merged --runtime-lora --type IQ4_NL --rounding imatrix:edgewrite/shipped/writing/imatrix.npz` (the matrix shipped until ff19a90),
+# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0` (also with `--rounding imatrix`) and
+# `edgewrite quantize runs/writing-cpu-next/merged --type Q4_0 --rounding autoround:200` (13 min on 2 cores)
 # make those; the two --runtime-lora ones (the embedded Q4_1 file as is, or the base re-rounded to IQ4_NL, plus
 # the adapter applied at run time) took 7 and 4 min of cells, the three Q4_0 ones about 3.5 min each.)
 # Measured on 2 cores (AMD EPYC): LIMIT=100 with GPTQ=0, ~22 min of bench; LIMIT= (every dev row, the
@@ -71,7 +71,7 @@ fi
 if [ "$IMAT" = 1 ]; then
   for t in Q4_0 Q4_K_M IQ4_NL; do
     d="$R/gguf-$(echo $t | tr 'A-Z' 'a-z')-imat"
-    [ -d "$d" ] || $EW quantize "$R/merged" -f gguf --type $t --imatrix
+    [ -d "$d" ] || $EW quantize "$R/merged" -f gguf --type $t --rounding imatrix
     arts+=("$d")
   done
 fi

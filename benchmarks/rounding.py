@@ -17,14 +17,14 @@ per edit, side by side in one run.
 
 (BENCH: a bench of every dev row with $R/merged in it; that first run's table is in experiments/LOG.md.)
 
-The exports: `edgewrite quantize $R/merged` with `--type IQ4_NL --imatrix`, `--type Q4_0` (also with
-`--imatrix`), `--type Q4_0 --autoround 50 --out $R/gguf-q4_0-ar50` (4 min), `--type Q4_0 --autoround 200`
-(13 min), `--type Q4_1 --autoround 200` and `--type Q8_0`.
+The exports: `edgewrite quantize $R/merged` with `--type IQ4_NL --rounding imatrix`, `--type Q4_0` (also with
+`--rounding imatrix`), `--type Q4_0 --rounding autoround:50 --out $R/gguf-q4_0-ar50` (4 min),
+`--type Q4_0 --rounding autoround:200` (13 min), `--type Q4_1 --rounding autoround:200` and `--type Q8_0`.
 
 Writes OUT/rounding.{json,md} (--out, default benchmarks/results).
 
 The shipped model's exports (the merge of the shipped adapter; runs/writing-* from `edgewrite quantize writing
---type Q4_0 --autoround 200 --calibration runs/wdata`, plain (runs/writing-ar, shipped until the lifted one),
+--type Q4_0 --rounding autoround:200 --calibration runs/wdata`, plain (runs/writing-ar, shipped until the lifted one),
 with `--tensor-type 'blk\\.(0|1|2|5|8|11|14|17|20|23|26|27|28|29)\\.(attn_v|ffn_down)=Q8_0'` (runs/writing-armix,
 shipped now) and with `--samples 1024` (runs/writing-ar1024)), measured in runs/rounding2 and re-rendered:
 

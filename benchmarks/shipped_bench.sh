@@ -9,7 +9,7 @@
 # previous CPU recipe (`git show ade5d06:recipes/writing-smollm2-135m-cpu.yaml`) or the current one trained
 # on (--train-data: the shipped adapter's manifest carries only its data's fingerprint), so its figures
 # line up with the main bench's.
-# The rounding file itself comes from `edgewrite quantize writing --type Q4_0 --autoround 200 --calibration
+# The rounding file itself comes from `edgewrite quantize writing --type Q4_0 --rounding autoround:200 --calibration
 # runs/wdata --tensor-type 'blk\.(0|1|2|5|8|11|14|17|20|23|26|27|28|29)\.(attn_v|ffn_down)=Q8_0'
 # --out runs/writing-armix` (28 min on 2 cores, AMD EPYC; the layers are those llama.cpp's Q4_K_M gives more
 # bits); ROUNDING= points at it (default: the one that ships). Measured on 2 cores (AMD EPYC): ~40 min of

@@ -164,10 +164,21 @@ def tune(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. train.lr=1e-4.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <out_dir>/<name>/adapter).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint of an interrupted run.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the memory the tune needs per GPU (weights, gradients, optimizer, activations; FSDP "
+            "sharding from the recipe's <name>.accelerate.yaml beside it) and stop.",
+        ),
+    ] = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune (LoRA or full) the recipe's model on its data; builds the data first if needed."""
+    if dry_run:
+        _tune_dry_run(recipe, set_)
+        return
     from accelerate import PartialState
 
     from edgewrite.data import build_dataset
@@ -231,31 +242,30 @@ def quantize(
     group_size: Annotated[
         int | None, typer.Option(help="GPTQ group size (default: largest of 128/64/32 that fits).")
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Calibration rows (GPTQ, --imatrix, --autoround).")] = 256,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Calibration rows (GPTQ; --rounding imatrix or autoround).")
+    ] = 256,
     calibration: Annotated[
-        Path | None, typer.Option(help="GPTQ / --imatrix / --autoround: an `edgewrite data` folder to calibrate on.")
-    ] = None,
-    imatrix: Annotated[
-        bool,
-        typer.Option(
-            "--imatrix",
-            help="gguf: weigh the rounding by an importance matrix from the model's own training rows "
-            "(llama-imatrix's statistic, collected with torch hooks).",
-        ),
-    ] = False,
-    imatrix_file: Annotated[
         Path | None,
-        typer.Option(
-            "--imatrix-file", help="gguf: round with this importance matrix (an imatrix.npz from another artifact)."
-        ),
+        typer.Option(help="GPTQ / --rounding imatrix or autoround: an `edgewrite data` folder to calibrate on."),
     ] = None,
+    rounding: Annotated[
+        str,
+        typer.Option(
+            "--rounding",
+            help="gguf: how weights are put on the grid. nearest (llama.cpp); imatrix (weighted by an importance "
+            "matrix from the model's own training rows) or imatrix:FILE (by that matrix); autoround[:STEPS] "
+            "(AutoRound's tuned rounding, 200 steps per block by default); FILE: a rounding.npz an autoround "
+            "export of this same model wrote (or the one shipped with 'writing'), applied without training rows.",
+        ),
+    ] = "nearest",
     tensor_type: Annotated[
         list[str] | None,
         typer.Option(
             "--tensor-type",
             help="gguf: PATTERN=TYPE, a ggml type for the tensors whose GGUF name matches the regex "
-            "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0. With --autoround: those layers are tuned "
-            "and written in Q8_0.",
+            "(repeatable; llama-quantize's flag), e.g. attn_v=Q8_0. With --rounding autoround: those layers are "
+            "tuned and written in Q8_0.",
         ),
     ] = None,
     runtime_lora: Annotated[
@@ -267,24 +277,9 @@ def quantize(
             "16 bits, applied at run time. Takes a tune folder, 'writing', or a model merged from an adapter.",
         ),
     ] = False,
-    autoround: Annotated[
-        int,
-        typer.Option(
-            "--autoround",
-            min=0,
-            help="gguf: tune the rounding with AutoRound for this many steps per decoder block (200 is its "
-            "default) on the model's training rows, instead of llama.cpp's round-to-nearest; same file type. "
-            "0: off.",
-        ),
-    ] = 0,
-    rounding: Annotated[
-        Path | None,
-        typer.Option(
-            "--rounding",
-            help="gguf: apply a tuned rounding kept as data (the rounding.npz an --autoround Q4_0 export of the "
-            "same model wrote, or the one shipped with 'writing'): the same file without AutoRound or training rows.",
-        ),
-    ] = None,
+    imatrix: Annotated[bool, typer.Option("--imatrix", hidden=True)] = False,
+    imatrix_file: Annotated[Path | None, typer.Option("--imatrix-file", hidden=True)] = None,
+    autoround: Annotated[int, typer.Option("--autoround", hidden=True, min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda (GPTQ kernels, ONNX execution provider).")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: beside the model, e.g. gguf-q4_k_m).")
@@ -295,8 +290,7 @@ def quantize(
     from edgewrite.quantize import quantize as run_quantize
 
     _check_device(device)
-    if imatrix and imatrix_file:
-        raise EdgewriteError("give --imatrix (compute one) or --imatrix-file (use one), not both")
+    rounding = _rounding_option(rounding, imatrix, imatrix_file, autoround)
     if model in ("writing", "writing:fp32") and not Path(model).exists():  # the shipped model's fp32 merge
         from edgewrite.shipped import merged_writing
 
@@ -312,10 +306,8 @@ def quantize(
         calibration=calibration,
         device=device,
         force=force,
-        imatrix=imatrix_file or imatrix,
         tensor_types=tensor_type,
         runtime_lora=runtime_lora,
-        autoround=autoround,
         rounding=rounding,
         log=lambda line: console.print(line, markup=False, highlight=False),
     )
@@ -327,6 +319,55 @@ def quantize(
             f"[yellow]{d['fallback_tensors']} of {d['total_quantized_tensors']} tensors fell back to "
             f"another type[/]: {'; '.join(d['fallback_reasons'])}"
         )
+
+
+def _tune_dry_run(recipe: Path, set_: list[str] | None) -> None:
+    from edgewrite.memory import GIB, accelerate_gpus, free_gpu_memory, model_shape, plan
+    from edgewrite.recipe import load_recipe
+
+    r = load_recipe(recipe, set_)
+    launch = recipe.with_name(recipe.name.removesuffix(".yaml") + ".accelerate.yaml")
+    gpus, sharded = accelerate_gpus(launch)
+    shape = model_shape(r.model)
+    free = free_gpu_memory()
+    lines: list[str] = []
+    if r.train.device != "cpu":
+        p = plan(shape, r.train, gpus, sharded)
+        lines += p.lines()
+        if sharded:
+            lines.append(f"  launch: accelerate launch --config_file {launch} -m edgewrite tune --recipe {recipe}")
+        lines.append("  GPUs here: " + (", ".join(f"{f / GIB:.1f} GiB free" for f in free) if free else "none visible"))
+    if r.train.device == "cpu" or (r.train.device == "auto" and not free):
+        p = plan(shape, r.train, bf16=False)
+        host = p.total - p.overhead
+        lines.append(
+            f"on CPU (as this machine would run it): about {host / GIB:.1f} GiB of host memory "
+            f"(fp32 weights {p.weights / GIB:.1f}, gradients and optimizer {(p.gradients + p.optimizer) / GIB:.1f}, "
+            f"activations {p.activations / GIB:.1f})"
+        )
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _rounding_option(rounding: str, imatrix: bool, imatrix_file: Path | None, autoround: int) -> str:
+    """--rounding, or what the flags it replaced (still accepted, with a deprecation line) said."""
+    old = [
+        (flag, form)
+        for flag, form, given in (
+            ("--imatrix", "imatrix", imatrix),
+            ("--imatrix-file", f"imatrix:{imatrix_file}", imatrix_file is not None),
+            ("--autoround", f"autoround:{autoround}", autoround > 0),
+        )
+        if given
+    ]
+    if not old:
+        return rounding
+    if len(old) > 1 or rounding != "nearest":
+        given = [flag for flag, _ in old] + (["--rounding"] if rounding != "nearest" else [])
+        raise EdgewriteError(f"{' and '.join(given)} each say how to round; give one --rounding")
+    flag, form = old[0]
+    err_console.print(f"{flag} is deprecated: use --rounding {form}", markup=False, highlight=False)
+    return form
 
 
 @app.command()

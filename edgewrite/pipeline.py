@@ -64,10 +64,12 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
 
     if recipe.quantize:
         from edgewrite.quantize import check_bits, quantize
+        from edgewrite.quantize.settings import Rounding
 
         for spec in recipe.quantize:  # validate every export before spending time on the first
             if spec.type is None:
                 check_bits(spec.format, spec.bits)
+            Rounding.parse(spec.rounding).check(spec.format, tensor_types=spec.tensor_types)
         for spec in recipe.quantize:
             path, _ = quantize(
                 str(dirs["merge"]),
@@ -76,6 +78,8 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
                 gguf_type=spec.type,
                 group_size=spec.group_size,
                 samples=spec.samples,
+                rounding=spec.rounding,
+                tensor_types=spec.tensor_types or None,
                 force=force,
             )
             dirs[f"quantize:{path.name}"] = path

@@ -169,6 +169,20 @@ class QuantizeSpec(_Strict):
     type: str | None = None  # an explicit llama.cpp type (gguf only)
     group_size: int | None = None
     samples: int = Field(default=256, ge=1)
+    rounding: str = (
+        "nearest"  # gguf: nearest, imatrix, imatrix:FILE, autoround[:STEPS] or FILE, as `quantize --rounding`
+    )
+    tensor_types: list[str] = Field(default_factory=list)  # gguf: PATTERN=TYPE, as `quantize --tensor-type`
+
+    @field_validator("rounding")
+    @classmethod
+    def _rounding(cls, v: str) -> str:
+        from edgewrite.quantize.settings import Rounding
+
+        try:
+            return str(Rounding.parse(v))
+        except EdgewriteError as e:
+            raise ValueError(str(e).removeprefix("--rounding ")) from e
 
 
 class Recipe(_Strict):

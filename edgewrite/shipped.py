@@ -47,14 +47,18 @@ def served_artifact(log: Callable[[str], None] | None = None) -> Path:
         log(f"using the shipped '{WRITING}' model ({serve['format']} {kind}; made once, then cached)")
     # an importance matrix or a tuned rounding that shipped with the adapter rounds the user's export the way
     # the benched one was
-    matrix = folder / serve["imatrix"] if serve.get("imatrix") else False
-    rounding = folder / serve["rounding"] if serve.get("rounding") else None
+    from edgewrite.quantize.settings import Rounding
+
+    rounding = Rounding()
+    if serve.get("rounding"):
+        rounding = Rounding("tuned", file=folder / serve["rounding"])
+    elif serve.get("imatrix"):
+        rounding = Rounding("imatrix", file=folder / serve["imatrix"])
     path, _ = quantize(
         str(merged),
         serve["format"],
         serve["bits"],
         gguf_type=serve.get("type"),
-        imatrix=matrix,
         rounding=rounding,
         force=True,
         log=log or (lambda line: None),  # never stdout: that is where the edited text goes

@@ -253,7 +253,14 @@ def total_steps(config: TrainConfig, rows: int) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
-def build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
+def load_dtype(config: TrainConfig, device: str, bf16: bool) -> str:
+    """The dtype the model is loaded in: a LoRA tune on CUDA in bf16 keeps the frozen base in bf16 (half the
+    memory; PEFT keeps the adapter in fp32), as Unsloth and LLaMA-Factory do; full tuning keeps fp32 master
+    weights for mixed precision, and CPU kernels compute in fp32."""
+    return "bfloat16" if config.method == "lora" and device == "cuda" and bf16 else "float32"
+
+
+def build_model(model_path: Path, config: TrainConfig, device: str = "cpu", bf16: bool = False) -> tuple[Any, int]:
     import torch
     from transformers import AutoModelForCausalLM, set_seed
 
@@ -261,7 +268,8 @@ def build_model(model_path: Path, config: TrainConfig) -> tuple[Any, int]:
 
     quiet_gptqmodel()
     set_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, use_safetensors=True)
+    dtype = getattr(torch, load_dtype(config, device, bf16))
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, use_safetensors=True)
     if config.method == "full":
         return model, sum(p.numel() for p in model.parameters())
     from peft import LoraConfig, get_peft_model
@@ -598,9 +606,14 @@ def tune(
             f"train.eval_steps={config.eval_steps} exceeds the run's {steps} steps; "
             f"lower it (e.g. {max(1, steps // 4)})"
         )
+    if run.device == "cuda":  # refuse a plan the GPUs cannot hold before loading anything big
+        from edgewrite.memory import check_fits, free_gpu_memory, model_shape, plan
+
+        gpus = state.num_processes
+        check_fits(plan(model_shape(str(info.path)), config, gpus, sharded=gpus > 1, bf16=run.bf16), free_gpu_memory())
     partial = out.with_name(out.name + ".partial")
     selector = DevSelection(config, run, partial) if config.eval_steps else None
-    model, trainable = build_model(info.path, config)
+    model, trainable = build_model(info.path, config, run.device, run.bf16)
 
     from transformers.trainer_callback import PrinterCallback
 

@@ -11,7 +11,7 @@ recorded with them). `edgewrite models` lists it; assist, serve and generate use
         --bench benchmarks/results/bench --serve gguf:IQ4_NL --imatrix   # what made the shipped adapter
     python scripts/ship_writing.py --reserve ~/.cache/edgewrite/models/writing-0a824c2d-gguf-q4_0-ar \
         --rounding runs/writing-ar/rounding.npz --bench benchmarks/results/bench-shipped
-        # what it serves now: Q4_0 with the AutoRound rounding of `quantize writing --autoround 200`
+        # what it serves now: Q4_0 with the AutoRound rounding of `quantize writing --rounding autoround:200`
 
 Re-running the recipe from a fresh clone rebuilds the same adapter (scripts/reproduce_writing.py
 checks the dev scores of a rebuild against these intervals).
@@ -60,7 +60,7 @@ def reserve(artifact: Path, bench_dir: Path, rounding: Path | None) -> None:
     made = read_manifest(artifact, kinds=("quantized",))
     settings = made["settings"]
     if made["format"] != "gguf" or not (settings.get("rounding_sha256") or settings.get("imatrix_sha256")):
-        _fail(f"{artifact} is not a GGUF export made with --rounding or --imatrix-file")
+        _fail(f"{artifact} is not a GGUF export made with --rounding FILE or imatrix:FILE")
     key, name = ("rounding", "rounding.npz") if settings.get("rounding_sha256") else ("imatrix", "imatrix.npz")
     source = artifact / name  # an importance matrix travels inside its export; a rounding file does not
     if key == "rounding":
@@ -111,7 +111,7 @@ def main() -> None:
         "--reserve",
         metavar="ARTIFACT",
         help="only change what the shipped adapter serves: ARTIFACT, a GGUF export of its merge made with "
-        "--rounding or --imatrix-file; its rounding.npz or imatrix.npz ships instead of the old one, and `serve` "
+        "--rounding FILE or imatrix:FILE; its rounding.npz or imatrix.npz ships instead of the old one, and `serve` "
         "and dev.served (ARTIFACT's cell in --bench; dev.merged too if the bench holds its parent) are "
         "replaced. The adapter and the rest stay as they are.",
     )
@@ -139,7 +139,9 @@ def main() -> None:
     served = f"gguf-{(gguf_type or TYPE_FOR_BITS[bits]).lower()}" if fmt == "gguf" else "onnx-int4"
     served += "-imat" if a.imatrix else ""
     if a.imatrix and not (run / served / "imatrix.npz").is_file():
-        _fail(f"{run / served} has no imatrix.npz; make it with `edgewrite quantize {run / 'merged'} --imatrix`")
+        _fail(
+            f"{run / served} has no imatrix.npz; make it with `edgewrite quantize {run / 'merged'} --rounding imatrix`"
+        )
     bench = json.loads((Path(a.bench) / "bench.json").read_text())
     dev = {"merged": _cell(bench, str(run / "merged")), "served": _cell(bench, str(run / served))}
     if not dev["merged"] or not dev["served"]:

@@ -15,6 +15,7 @@ from typing import Any
 from edgewrite.artifacts import existing_matches, fingerprint, read_manifest, sha256_file, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
 from edgewrite.quantize.calibration import calibration_rows, calibration_texts
+from edgewrite.quantize.settings import Rounding
 
 DEFAULT_FORMAT = "gguf"
 BITS = {"gguf": (2, 3, 4, 5, 6, 8, 16), "gptq": (2, 3, 4, 8), "onnx": (4, 16, 32)}
@@ -134,51 +135,37 @@ def quantize(
     calibration: Path | None = None,
     device: str = "cpu",
     force: bool = False,
-    imatrix: bool | Path = False,
     tensor_types: list[str] | None = None,
     runtime_lora: bool = False,
-    autoround: int = 0,
-    rounding: Path | None = None,
+    rounding: Rounding | str | None = None,
     log=print,
 ) -> tuple[Path, dict[str, Any]]:
-    """``autoround``: steps per decoder block of AutoRound's tuned rounding (0: llama.cpp's own rounding).
-    ``rounding``: a rounding file an earlier ``autoround`` export of this same model wrote, applied without
-    AutoRound or calibration rows."""
+    """``rounding``: how a GGUF export puts weights on its grid (`quantize.settings.Rounding`, or its
+    written form: nearest, imatrix, imatrix:FILE, autoround[:STEPS], FILE)."""
+    how = Rounding.parse(rounding)
+    how.check(fmt, runtime_lora, tensor_types)
+    autoround = how.steps if how.method == "autoround" else 0
+    imatrix: bool | Path = (how.file or True) if how.method == "imatrix" else False
+    tuned_file = how.file if how.method == "tuned" else None
     rounding_meta: dict[str, Any] = {}
-    if rounding is not None:
-        if fmt != "gguf" or autoround or imatrix or tensor_types or runtime_lora:
-            raise EdgewriteError(
-                "--rounding applies a tuned rounding to a GGUF export on its own: it needs --format gguf and does "
-                "not combine with --autoround, --imatrix, --imatrix-file, --tensor-type or --runtime-lora"
-            )
+    if tuned_file is not None:
         from edgewrite.quantize.rounding import read_meta
 
-        rounding_meta = read_meta(rounding)
+        rounding_meta = read_meta(tuned_file)
         if gguf_type is not None and gguf_type.upper() != rounding_meta["type"]:
             raise EdgewriteError(
-                f"{rounding} is a {rounding_meta['type']} rounding; leave out --type, "
+                f"{tuned_file} is a {rounding_meta['type']} rounding; leave out --type, "
                 f"or give --type {rounding_meta['type']}"
             )
         gguf_type = rounding_meta["type"]
-    if autoround:
-        if fmt != "gguf":
-            raise EdgewriteError("--autoround tunes the rounding of a GGUF export; it needs --format gguf")
-        if imatrix or runtime_lora:
-            raise EdgewriteError(
-                "--autoround replaces llama.cpp's rounding: it does not combine with --imatrix, --imatrix-file "
-                "or --runtime-lora"
-            )
-    if runtime_lora:
-        if fmt != "gguf":
-            raise EdgewriteError("--runtime-lora keeps the adapter apart for llama.cpp; it needs --format gguf")
-        if imatrix is True:
-            raise EdgewriteError("--runtime-lora quantizes the untuned base: give --imatrix-file, not --imatrix")
+    if runtime_lora and fmt != "gguf":
+        raise EdgewriteError("--runtime-lora keeps the adapter apart for llama.cpp; it needs --format gguf")
     if gguf_type is None:
         check_bits(fmt, bits)
     elif fmt != "gguf":
         raise EdgewriteError("--type names a llama.cpp quantization type; it only applies to --format gguf")
-    if (imatrix or tensor_types) and fmt != "gguf":
-        raise EdgewriteError("--imatrix and --tensor-type are llama.cpp quantizer settings; they need --format gguf")
+    if tensor_types and fmt != "gguf":
+        raise EdgewriteError("--tensor-type is a llama.cpp quantizer setting; it needs --format gguf")
     overrides = []
     if tensor_types:
         from edgewrite.quantize.imatrix import parse_tensor_types
@@ -186,7 +173,7 @@ def quantize(
         overrides = parse_tensor_types(tensor_types)
         if autoround and any(t != "Q8_0" for _, t in overrides):
             raise EdgewriteError(
-                "with --autoround, --tensor-type lifts layers to Q8_0 (what a rounding file keeps): "
+                "with --rounding autoround, --tensor-type lifts layers to Q8_0 (what a rounding file keeps): "
                 f"not {', '.join(sorted({t for _, t in overrides if t != 'Q8_0'}))}"
             )
     if device == "cuda":
@@ -203,7 +190,7 @@ def quantize(
     stop_id = tokenizer.convert_tokens_to_ids(stop)
     if rounding_meta and rounding_meta.get("model_fingerprint") != parent.get("fingerprint"):
         raise EdgewriteError(
-            f"{rounding} was tuned for another model (fingerprint {rounding_meta.get('model_fingerprint')}, "
+            f"{tuned_file} was tuned for another model (fingerprint {rounding_meta.get('model_fingerprint')}, "
             f"{model} is {parent.get('fingerprint')}); apply it to the model it was made from"
         )
 
@@ -236,7 +223,7 @@ def quantize(
             settings.update(rounding="autoround", autoround_iters=autoround, calibration_rows=samples)
             label += "-ar"
         if rounding_meta:
-            settings.update(rounding="autoround", rounding_sha256=sha256_file(rounding))
+            settings.update(rounding="autoround", rounding_sha256=sha256_file(tuned_file))
             label += "-ar"
     elif fmt == "gptq":
         from edgewrite.quantize import gptq as backend
@@ -257,7 +244,9 @@ def quantize(
         return out, json.loads((out / "manifest.json").read_text())
 
     compute = imatrix is True
-    texts: list[str] = []  # calibration text (training rows as tuned on) for --imatrix and --autoround
+    texts: list[
+        str
+    ] = []  # calibration text (training rows as tuned on) for --rounding imatrix and --rounding autoround
     if compute or autoround:
         rows, calibration_source = calibration_rows(parent, calibration, samples)
         texts = calibration_texts(rows, tokenizer, parent.get("prompt_style", "chat"), stop)
@@ -289,8 +278,8 @@ def quantize(
                     overrides,
                 )
                 details["calibration_source"] = calibration_source
-            elif rounding is not None:
-                details = backend.export_rounded(model_dir, tmp, rounding, log)
+            elif tuned_file is not None:
+                details = backend.export_rounded(model_dir, tmp, tuned_file, log)
             elif lora:
                 details = backend.export_with_lora(
                     lora["adapter_dir"], model_dir, lora["base_gguf"], tmp, settings["type"], matrix, overrides
@@ -331,6 +320,7 @@ def quantize(
             stop_token=stop,
             chat_template_sha256=fingerprint(tokenizer.chat_template or ""),
             readback={k: v for k, v in readback.items() if k != "chat_template"},
+            **({"rounding": how.manifest_text()} if fmt == "gguf" else {}),
         )
     return out, manifest
 

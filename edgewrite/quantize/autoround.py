@@ -48,7 +48,8 @@ def scheme_for(gguf_type: str) -> str:
     scheme = SCHEMES.get(gguf_type.upper())
     if scheme is None:
         raise EdgewriteError(
-            f"--autoround writes {', '.join(SCHEMES)}; not {gguf_type} (pick one with --type, e.g. --type Q4_0)"
+            f"--rounding autoround writes {', '.join(SCHEMES)}; not {gguf_type} "
+            "(pick one with --type, e.g. --type Q4_0)"
         )
     return scheme
 
@@ -58,7 +59,7 @@ def _import_autoround() -> Any:
         import auto_round
     except ImportError as e:
         raise EdgewriteError(
-            "--autoround needs AutoRound: pip install auto-round==0.16.1 (or re-run ./install.sh)"
+            "--rounding autoround needs AutoRound: pip install auto-round==0.16.1 (or re-run ./install.sh)"
         ) from e
     return auto_round
 
@@ -119,8 +120,8 @@ def windows(texts: list[str], tokenizer: Any, seqlen: int = SEQLEN) -> list[Any]
     out = [torch.tensor([ids[i : i + seqlen]]) for i in range(0, len(ids) - seqlen + 1, seqlen)]
     if not out:
         raise EdgewriteError(
-            f"--autoround needs at least {seqlen} calibration tokens; these {len(texts)} rows hold {len(ids)}: "
-            "raise --samples"
+            f"--rounding autoround needs at least {seqlen} calibration tokens; these {len(texts)} rows hold "
+            f"{len(ids)}: raise --samples"
         )
     return out
 

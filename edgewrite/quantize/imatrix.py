@@ -32,7 +32,9 @@ def collect(
     config = AutoConfig.from_pretrained(model_dir)
     arch = gguf.MODEL_ARCH.LLAMA if config.model_type == "llama" else None
     if arch is None:
-        raise EdgewriteError(f"--imatrix supports LLaMA-architecture models; this one is '{config.model_type}'")
+        raise EdgewriteError(
+            f"--rounding imatrix supports LLaMA-architecture models; this one is '{config.model_type}'"
+        )
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     model.eval()
@@ -110,7 +112,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
             values = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise EdgewriteError(
-            f"{path} is not an importance matrix (.npz from `edgewrite quantize --imatrix`): {e}"
+            f"{path} is not an importance matrix (.npz from `edgewrite quantize --rounding imatrix`): {e}"
         ) from e
     bad = [k for k, v in values.items() if v.ndim != 1 or not np.isfinite(v).all() or (v < 0).any()]
     if not values or bad:

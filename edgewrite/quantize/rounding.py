@@ -1,6 +1,6 @@
 """A tuned rounding as data: AutoRound's Q4_0 choices, kept as their difference from nearest rounding.
 
-``quantize --autoround`` needs the model's training rows and minutes of tuning; a laptop user of the
+``quantize --rounding autoround`` needs the model's training rows and minutes of tuning; a laptop user of the
 shipped adapter has neither. What the tuning decides, though, is small: per block of 32 weights a scale
 (fp16), and per weight whether it rounds up or down. Against nearest rounding *with the same scale* most
 weights agree, so this file stores, per Q4_0 tensor, the scales and the difference ``q - nearest(w / d)``
@@ -142,7 +142,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             meta = json.loads(str(npz["meta"].reshape(-1)[0]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as e:
         raise EdgewriteError(
-            f"{path} is not a rounding file (one is written by `edgewrite quantize --autoround`): {e}"
+            f"{path} is not a rounding file (one is written by `edgewrite quantize --rounding autoround`): {e}"
         ) from e
     if meta.get("format") != FORMAT or meta.get("type") not in TUNED_TYPES:
         raise EdgewriteError(f"{path}: a rounding file of another format ({meta.get('format')}); re-make it")

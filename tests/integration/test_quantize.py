@@ -140,7 +140,7 @@ def test_gguf_imatrix_and_tensor_type_overrides_reach_llama_cpp(artifacts: dict,
         4,
         out=root / "q40-imat",
         gguf_type="Q4_0",
-        imatrix=True,
+        rounding="imatrix",
         tensor_types=["attn_v=Q8_0"],
         calibration=data,
         samples=16,
@@ -180,7 +180,7 @@ def test_gguf_imatrix_and_tensor_type_overrides_reach_llama_cpp(artifacts: dict,
         4,
         out=root / "q40-imat-file",
         gguf_type="Q4_0",
-        imatrix=weighted / "imatrix.npz",
+        rounding=f"imatrix:{weighted / 'imatrix.npz'}",
         tensor_types=["attn_v=Q8_0"],
     )
     assert m2["details"]["imatrix"]["sha256"] and tensors(again) == b
@@ -260,7 +260,7 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
         4,
         out=root / "q40-ar",
         gguf_type="Q4_0",
-        autoround=5,
+        rounding="autoround:5",
         calibration=data,
         samples=16,
         log=lines.append,
@@ -271,6 +271,7 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
         "autoround_iters": 5,
         "calibration_rows": 16,
     }
+    assert manifest["rounding"] == "autoround:5"  # as it was asked for: one form on the CLI, recipe, manifest
     details = manifest["details"]
     assert details["autoround"]["windows"] >= 1 and details["autoround"]["iters"] == 5
     assert details["tensor_types"]["Q4_0"] == 2 * 7  # every linear layer of both blocks
@@ -314,6 +315,7 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
         str(tiny_model_dir), out=root / "q40-applied", rounding=path / "rounding.npz", log=lines.append
     )
     assert again["settings"]["type"] == "Q4_0" and again["settings"]["rounding"] == "autoround"
+    assert again["rounding"] == "rounding.npz"
     assert again["details"]["rounding_file"]["tensors_differing"] == [] and lines[-1].startswith("rounding: all ")
     full = {t.name: bytes(t.data) for t in GGUFReader(str(next(path.glob("*.gguf")))).tensors}
     assert {t.name: bytes(t.data) for t in GGUFReader(str(next(applied.glob("*.gguf")))).tensors} == full
@@ -336,7 +338,7 @@ def test_autoround_lifts_the_layers_a_tensor_type_names_to_q8_0(artifacts: dict,
     data = artifacts["gptq-4bit"].parent / "data"
     root = artifacts["gguf-q4"].parent
     lines: list[str] = []
-    common = {"gguf_type": "Q4_0", "autoround": 2, "calibration": data, "samples": 16}
+    common = {"gguf_type": "Q4_0", "rounding": "autoround:2", "calibration": data, "samples": 16}
     with pytest.raises(EdgewriteError, match="matches no layer"):
         quantize(str(tiny_model_dir), "gguf", 4, out=root / "q40-ar-none", tensor_types=["nothing=Q8_0"], **common)
     assert not (root / "q40-ar-none").exists()
