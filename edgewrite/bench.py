@@ -101,7 +101,9 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside the worker process: load, warm up, generate for every row, time single requests."""
     from edgewrite.edit import load_editor
     from edgewrite.evaluate import gather, run_eval, score_outputs
+    from edgewrite.tasks import register_from_manifest
 
+    register_from_manifest(spec)  # the bench's custom tasks: every system is scored on the same rows
     t0 = time.perf_counter()
     editor, _ = load_editor(
         spec["path"],
@@ -447,8 +449,11 @@ def bench(
         if not torch.cuda.is_available():
             raise EdgewriteError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
     from edgewrite.edit import check_pre
+    from edgewrite.tasks import CUSTOM, register_from
 
     check_pre(pre)
+    for artifact in artifacts:  # a model tuned on custom tasks is scored on them too
+        register_from(artifact)
     if pre_on and not pre:
         raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
@@ -495,6 +500,7 @@ def bench(
                     "pre": entry["pre"],
                     "headline_only": headline_only,
                     **({"policy": entry["policy"]} if entry.get("policy") else {}),
+                    **({"custom_tasks": list(CUSTOM.values())} if CUSTOM else {}),
                 }
                 cells.append(_run_or_reuse(entry, device, spec, sets, out, rescore, progress))
                 progress.base += n_rows

@@ -389,8 +389,9 @@ def generate(
 ) -> None:
     """Edit one text with any model artifact (the runtime is picked from its manifest)."""
     from edgewrite.runtimes import load_runtime
-    from edgewrite.tasks import build_prompt, get_task
+    from edgewrite.tasks import build_prompt, get_task, register_from
 
+    register_from(model or "")  # a model tuned on custom tasks knows them
     spec = get_task(task)
     if not text.strip():
         raise EdgewriteError("the text to edit is empty")
@@ -448,8 +449,9 @@ def assist(
     from edgewrite.check import CheckedFile, format_row, located
     from edgewrite.edit import check_pre, load_editor
     from edgewrite.progress import Progress
-    from edgewrite.tasks import get_task
+    from edgewrite.tasks import get_task, register_from
 
+    register_from(model or "")
     spec = get_task(task)
     check_pre(pre)
     if format_ not in ("text", "json"):
@@ -523,8 +525,9 @@ def check(
     from edgewrite.edit import check_pre, load_editor
     from edgewrite.edit.spans import KINDS
     from edgewrite.progress import Progress
-    from edgewrite.tasks import get_task
+    from edgewrite.tasks import get_task, register_from
 
+    register_from(model or "")
     get_task(task)
     check_pre(pre)
     if format_ not in ("text", "json"):
@@ -615,6 +618,9 @@ def serve(
     path = _artifact_path(model) if model else _default_artifact(device)
     if str(path) not in SYSTEMS:
         manifest = read_manifest(path)  # a bad path fails here, before anything is announced
+        from edgewrite.tasks import register_from_manifest
+
+        register_from_manifest(manifest)  # /v1/edit takes the model's custom tasks too
         if manifest.get("kind") in ("adapter", "data"):
             raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
     err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
@@ -653,8 +659,9 @@ def lsp(
     """Language server over stdio: diagnostics for sentences the model would edit, a quick fix applies them."""
     from edgewrite.edit import check_pre, load_editor
     from edgewrite.lsp import serve_stdio
-    from edgewrite.tasks import get_task
+    from edgewrite.tasks import get_task, register_from
 
+    register_from(model or "")
     get_task(task)
     check_pre(pre)
     _check_device(device)
@@ -685,7 +692,10 @@ def export_ollama(
     console.print(f"wrote {path}; then: ollama create edgewrite -f {path}")
 
 
-DataDir = Annotated[Path, typer.Option(help="Data folder in the layout of shared/data.")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Data folder in the layout of shared/data (default: $EDGEWRITE_DATA, else ../shared/data)."),
+]
 
 
 def _artifact_path(ref: str) -> Path:
@@ -704,7 +714,7 @@ def _default_artifact(device: str) -> Path:
 def eval_(
     artifact: Annotated[str, typer.Argument(help="Model artifact folder, or 'default'.")],
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all seven).")] = None,
-    data_dir: DataDir = Path("../shared/data"),
+    data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="dev, or test for the official test files.")] = "dev",
     limit: Annotated[
         int | None, typer.Option(help="A seeded random sample of N rows per evaluation set (default: every row).")
@@ -722,9 +732,13 @@ def eval_(
     from edgewrite.edit import check_pre
     from edgewrite.evaluate import evaluate
     from edgewrite.progress import Progress
+    from edgewrite.recipe import default_data_dir
+    from edgewrite.tasks import register_from
 
     _check_device(device)
     check_pre(pre)
+    register_from(artifact)
+    data_dir = data_dir or default_data_dir()
     bar = Progress("eval", 0, quiet=quiet)
 
     def start(total: int) -> None:
@@ -813,7 +827,7 @@ def bench(
             "its adapter), beside the plain model.",
         ),
     ] = False,
-    data_dir: DataDir = Path("../shared/data"),
+    data_dir: DataDir = None,
     train_data: Annotated[
         list[Path] | None,
         typer.Option(
@@ -841,8 +855,13 @@ def bench(
 ) -> None:
     """Quality, latency, throughput, memory and size for each artifact x device, plus copy and base rows."""
     from edgewrite.bench import bench as run_bench
+    from edgewrite.recipe import default_data_dir
     from edgewrite.report import terminal_table
+    from edgewrite.tasks import register_from
 
+    for artifact in artifacts or []:  # before --tasks is read: a model tuned on custom tasks names them
+        register_from(artifact)
+    data_dir = data_dir or default_data_dir()
     devices = [d.strip() for d in device.split(",") if d.strip()]
     command = "edgewrite bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     doc = run_bench(

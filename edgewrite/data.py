@@ -18,7 +18,7 @@ from typing import Any
 from edgewrite.artifacts import existing_matches, fingerprint, staged_dir, write_manifest
 from edgewrite.errors import EdgewriteError
 from edgewrite.recipe import DataConfig, DataSource
-from edgewrite.tasks import GENERAL, TASK_NAMES, pick_instruction
+from edgewrite.tasks import GENERAL, TASKS, pick_instruction
 
 _NON_WORD = re.compile(r"[\W_]+")
 # grammarly/coedit's task labels, for users who name it instead of a folder.
@@ -68,9 +68,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         refs = row["references"]
         if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
             raise EdgewriteError(f"{path}:{lineno}: 'references' must be a list of strings")
-        if not isinstance(row["task"], str) or row["task"] not in (*TASK_NAMES, GENERAL):
+        if not isinstance(row["task"], str) or row["task"] not in (*TASKS, GENERAL):
             raise EdgewriteError(
-                f"{path}:{lineno}: unknown task '{row['task']}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})"
+                f"{path}:{lineno}: unknown task '{row['task']}' (tasks: {', '.join(TASKS)}, {GENERAL}; "
+                "or declare it in the recipe's data.custom_tasks)"
             )
         row.setdefault("id", f"{path.parent.name}-{path.stem}-{lineno}")
         rows.append(row)
@@ -157,7 +158,10 @@ def _clean(row: dict[str, Any], max_chars: int) -> dict[str, Any] | None:
 def split_rows(config: DataConfig, data_dir: Path) -> tuple[list[dict], list[dict], dict[str, int]]:
     """All usable rows, split leak-free into train and dev (before caps)."""
     if not data_dir.is_dir():
-        raise EdgewriteError(f"data directory {data_dir} does not exist; set data.data_dir or --data-dir")
+        raise EdgewriteError(
+            f"data directory {data_dir} does not exist; set EDGEWRITE_DATA to a folder in the layout of "
+            "shared/data, put one at ../shared/data, or set the recipe's data.data_dir"
+        )
     wanted = set(config.tasks) | ({GENERAL} if config.general else set())
     train, dev = [], []
     dropped: Counter[str] = Counter()
@@ -247,12 +251,18 @@ def _with_synthetic_errors(train: list[dict], config: DataConfig, seed: int) -> 
     return out
 
 
+def data_fingerprint(config: DataConfig, data_dir: Path, seed: int) -> str:
+    """What a data artifact is made from (without custom tasks: as before recipes could declare them)."""
+    dumped = config.model_dump(exclude=None if config.custom_tasks else {"custom_tasks"})
+    return fingerprint({"config": dumped, "data_dir": str(Path(data_dir).resolve()), "seed": seed})
+
+
 def build_dataset(
     config: DataConfig, out: Path, seed: int = 42, force: bool = False, data_dir: Path | None = None
 ) -> dict[str, Any]:
     """Write ``out/train.jsonl`` and ``out/dev.jsonl``; skipped if ``out`` already holds this build."""
     data_dir = Path(data_dir or config.data_dir)
-    fp = fingerprint({"config": config.model_dump(), "data_dir": str(data_dir.resolve()), "seed": seed})
+    fp = data_fingerprint(config, data_dir, seed)
     if existing_matches(out, fp, force):
         return json.loads((out / "manifest.json").read_text())
     train, dev, dropped = split_rows(config, data_dir)
@@ -289,5 +299,6 @@ def build_dataset(
             counts=counts,
             dropped=dropped,
             sources=[s.model_dump(exclude_none=True) for s in config.sources],
+            **({"custom_tasks": [t.model_dump() for t in config.custom_tasks]} if config.custom_tasks else {}),
         )
     return manifest

@@ -19,7 +19,7 @@ from typing import Any
 from edgewrite import bootstrap, metrics
 from edgewrite.data import in_dev_bucket, normalize_key, read_jsonl
 from edgewrite.errors import EdgewriteError
-from edgewrite.tasks import TASK_NAMES, TASKS
+from edgewrite.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -275,12 +275,22 @@ def _gold_edits(er: EvalRows) -> int:
     return sum(len(next(iter(s.edits.values()))) for s in er.m2)
 
 
+def custom_set(task: str) -> EvalSet:
+    """A custom task's evaluation set: its own folder, in the layout of the seven (dev.jsonl, test.jsonl)."""
+    from edgewrite.tasks import CUSTOM
+
+    metric = CUSTOM[task]["metric"]
+    return EvalSet(task, task, {"dev": f"{task}/dev.jsonl", "test": f"{task}/test.jsonl"}, (metric,))
+
+
 def select_sets(tasks: list[str] | None) -> list[EvalSet]:
-    tasks = tasks or list(TASK_NAMES)
+    from edgewrite.tasks import CUSTOM, task_names
+
+    tasks = tasks or list(task_names())
     for t in tasks:
         if t not in TASKS:
-            raise EdgewriteError(f"unknown task '{t}'; tasks: {', '.join(TASK_NAMES)}")
-    return [s for s in EVAL_SETS if s.task in tasks]
+            raise EdgewriteError(f"unknown task '{t}'; tasks: {', '.join(task_names())}")
+    return [s for s in EVAL_SETS if s.task in tasks] + [custom_set(t) for t in tasks if t in CUSTOM]
 
 
 def training_keys(manifest: dict) -> tuple[set[str], float]:
@@ -309,7 +319,10 @@ def headline_choice(sets: list[EvalRows]) -> dict[str, tuple[str, str]]:
     """Per task: the (set key, metric) that gives its headline among the sets present."""
     by_key = {s.key: s for s in sets}
     choice = {}
-    for task, prefs in HEADLINE.items():
+    from edgewrite.tasks import CUSTOM
+
+    preferences = {**HEADLINE, **{t: ((t, spec["metric"]),) for t, spec in CUSTOM.items()}}
+    for task, prefs in preferences.items():
         candidates = list(prefs) + [(s.spec.name, s.spec.metrics[0]) for s in sets if s.spec.task == task]
         for name, metric in candidates:
             er = by_key.get(f"{task}/{name}")
@@ -338,7 +351,9 @@ def gather(
     if limit is not None and limit < 1:
         raise EdgewriteError(f"--limit {limit}: give a positive number of rows per set, or leave it out for all")
     sets = [load_eval_rows(s, data_dir, split, dev_fraction, exclude or set(), limit) for s in select_sets(tasks)]
-    for task in tasks or TASK_NAMES:
+    from edgewrite.tasks import task_names
+
+    for task in tasks or task_names():
         if not any(s.rows for s in sets if s.spec.task == task):
             raise EdgewriteError(
                 f"task '{task}' has no rows in the '{split}' split under {data_dir}; "

@@ -74,6 +74,7 @@ def merge(adapter_dir: Path, out: Path, force: bool = False) -> dict[str, Any]:
             stop_token=stop,
             chat_template_sha256=fingerprint(template),
             train=manifest.get("train"),
+            **({"custom_tasks": manifest["custom_tasks"]} if manifest.get("custom_tasks") else {}),
         )
     return result
 
@@ -136,6 +137,16 @@ def preflight(model_dir: Path, out: Path) -> None:
         )
 
 
+def _open_shard(safe_open: Any, shard: Path) -> Any:
+    """A base shard opened for reading; a truncated or corrupt one is named, not a traceback."""
+    try:
+        return safe_open(str(shard), "pt")
+    except Exception as e:  # safetensors raises its own SafetensorError (not an OSError) for a bad header
+        raise EdgewriteError(
+            f"{shard} is not a complete safetensors file ({e}); the download or copy was cut short: fetch it again"
+        ) from e
+
+
 def merge_lora_streaming(base_dir: Path, adapter_dir: Path, out: Path) -> str:
     """Fold a plain LoRA adapter into the base's safetensors one shard at a time: W + (alpha/r) * B @ A in
     float32, stored back in W's dtype, every other tensor copied as it is; the shard layout and its index
@@ -158,7 +169,7 @@ def merge_lora_streaming(base_dir: Path, adapter_dir: Path, out: Path) -> str:
     done, dtypes = set(), set()
     for shard in _shards(base_dir):
         tensors = {}
-        with safe_open(str(shard), "pt") as f:
+        with _open_shard(safe_open, shard) as f:
             metadata = f.metadata() or {}
             for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 weight = f.get_tensor(name)

@@ -36,13 +36,9 @@ def run_recipe(recipe: Recipe, force: bool = False, quiet: bool = False, log: An
         m = path / "manifest.json"
         return m.is_file() and json.loads(m.read_text()).get("fingerprint") == fp
 
-    data_fp = fingerprint(
-        {
-            "config": recipe.data.model_dump(),
-            "data_dir": str(Path(recipe.data.data_dir).resolve()),
-            "seed": recipe.train.seed,
-        }
-    )
+    from edgewrite.data import data_fingerprint
+
+    data_fp = data_fingerprint(recipe.data, Path(recipe.data.data_dir), recipe.train.seed)
     before = finished(dirs["data"], data_fp)
     data_manifest = build_dataset(recipe.data, dirs["data"], seed=recipe.train.seed, force=force)
     announce("data", before)

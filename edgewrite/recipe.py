@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgewrite.errors import EdgewriteError
-from edgewrite.tasks import GENERAL, TASK_NAMES
+from edgewrite.tasks import GENERAL, TASK_NAMES, TASKS
 
 
 class _Strict(BaseModel):
@@ -34,8 +35,10 @@ class DataSource(_Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, v: str | None) -> str | None:
-        if v is not None and v not in (*TASK_NAMES, GENERAL):
-            raise ValueError(f"unknown task '{v}' (tasks: {', '.join(TASK_NAMES)}, {GENERAL})")
+        if v is not None and v not in (*TASKS, GENERAL):
+            raise ValueError(
+                f"unknown task '{v}' (tasks: {', '.join(TASKS)}, {GENERAL}; or declare it in custom_tasks)"
+            )
         return v
 
     def model_post_init(self, __context: Any) -> None:
@@ -79,8 +82,21 @@ def default_data_dir() -> Path:
     )
 
 
+class CustomTask(_Strict):
+    """A task beyond the seven: data in ``<data_dir>/<name>/{train,dev}.jsonl`` (rows with this task name)."""
+
+    name: str
+    instructions: list[str] = Field(min_length=1)
+    unit: Literal["sentence", "paragraph"] = "sentence"
+    metric: Literal["sari", "gleu", "exact_match", "ibleu"] = "sari"
+
+
 class DataConfig(_Strict):
-    data_dir: str = "../shared/data"
+    custom_tasks: list[CustomTask] = Field(default_factory=list, description="tasks beyond the seven")
+    data_dir: str = Field(
+        default_factory=lambda: os.environ.get("EDGEWRITE_DATA") or "../shared/data",
+        description="default: $EDGEWRITE_DATA, else ../shared/data",
+    )
     sources: list[DataSource] = Field(default_factory=default_sources)
     tasks: list[str] = Field(default_factory=lambda: list(TASK_NAMES))
     train_per_task: int | None = Field(default=None, ge=1, description="cap on training rows per task")
@@ -102,18 +118,40 @@ class DataConfig(_Strict):
         description="cap on training rows whose reference equals the source, as a share of a task's rows",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _register_custom_tasks(cls, data: Any) -> Any:
+        """Custom tasks are known before the sources and task lists that name them are checked; without an
+        explicit ``tasks`` list, the data holds the seven and every custom one."""
+        if not isinstance(data, dict) or not data.get("custom_tasks"):
+            return data
+        from edgewrite.tasks import register_task
+
+        names = []
+        for spec in data["custom_tasks"]:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError("each custom_tasks entry needs a name and its instructions")
+            try:
+                register_task(**{k: v for k, v in spec.items() if k in ("name", "instructions", "unit", "metric")})
+            except (EdgewriteError, TypeError) as e:
+                raise ValueError(str(e)) from e
+            names.append(spec["name"])
+        if "tasks" not in data:
+            data = {**data, "tasks": [*TASK_NAMES, *names]}
+        return data
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, v: list[str]) -> list[str]:
-        bad = [t for t in v if t not in TASK_NAMES]
+        bad = [t for t in v if t not in TASKS]
         if bad:
-            raise ValueError(f"unknown task(s) {bad} (tasks: {', '.join(TASK_NAMES)})")
+            raise ValueError(f"unknown task(s) {bad} (tasks: {', '.join(TASKS)}; or declare it in custom_tasks)")
         return v
 
     @field_validator("task_weights")
     @classmethod
     def _known_weight_tasks(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = [t for t in v if t not in TASK_NAMES]
+        bad = [t for t in v if t not in TASKS]
         if bad:
             raise ValueError(f"unknown task(s) {bad} in task_weights")
         return v

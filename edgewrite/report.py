@@ -47,7 +47,7 @@ def load_bench(bench_dir: Path) -> dict[str, Any]:
 
 def _tasks(doc: dict) -> list[str]:
     seen = {t for c in doc["cells"] for t in c["quality"]["headline"]}
-    return [t for t in TASK_NAMES if t in seen]
+    return [t for t in TASK_NAMES if t in seen] + sorted(t for t in seen if t not in TASK_NAMES)
 
 
 def _pareto(points: list[tuple[float, float, int]]) -> set[int]:

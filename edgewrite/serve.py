@@ -400,12 +400,12 @@ def _chat_route(app: Any, served: _Served) -> None:
 def _edit_route(app: Any, served: _Served) -> None:
     from edgewrite.assist import piece_suggestions
     from edgewrite.edit.text import segment, word_diff
-    from edgewrite.tasks import TASK_NAMES, TASKS
+    from edgewrite.tasks import TASKS
 
     @app.post("/v1/edit")
     async def edit(req: EditRequest) -> Any:
-        if req.task not in TASK_NAMES:
-            return error(400, f"unknown task '{req.task}'; tasks: {', '.join(TASK_NAMES)}")
+        if req.task not in TASKS:
+            return error(400, f"unknown task '{req.task}'; tasks: {', '.join(TASKS)}")
         if not req.text.strip():
             return error(400, "text is empty")
         pieces = segment(req.text, TASKS[req.task].unit)

@@ -139,6 +139,66 @@ TASKS: dict[str, Task] = {
     for name in TASK_NAMES
 }
 
+# Tasks a recipe declares beyond the seven (`data.custom_tasks`): registered when the recipe is read, and
+# again from the manifest of any artifact made from it (data, adapter, merged, exports all carry the
+# declaration), so every command that loads such a model knows its tasks.
+CUSTOM_METRICS = ("sari", "gleu", "exact_match", "ibleu")  # reference-based (F0.5 needs M2 gold edits)
+CUSTOM: dict[str, dict[str, Any]] = {}
+
+
+def register_task(name: str, instructions: list[str], unit: str = "sentence", metric: str = "sari") -> Task:
+    """Declare a task that is not one of the seven: its name, instruction wordings, the unit one request
+    edits and its headline metric. Its data lives in the same layout: ``<data_dir>/<name>/{train,dev}.jsonl``."""
+    import re
+
+    from edgewrite.errors import EdgewriteError
+
+    spec = {"name": name, "instructions": list(instructions), "unit": unit, "metric": metric}
+    where = f"custom task '{name}'"
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", name or ""):
+        raise EdgewriteError(f"{where}: a name is lower-case letters, digits, - or _ (up to 40)")
+    if name in TASK_NAMES or name == GENERAL:
+        raise EdgewriteError(f"{where}: the name is taken by a built-in task; choose another")
+    if not instructions or not all(isinstance(i, str) and i.strip() for i in instructions):
+        raise EdgewriteError(f"{where}: give one or more instruction wordings")
+    if unit not in ("sentence", "paragraph"):
+        raise EdgewriteError(f"{where}: unit is sentence or paragraph, not {unit!r}")
+    if metric not in CUSTOM_METRICS:
+        raise EdgewriteError(f"{where}: metric is one of {', '.join(CUSTOM_METRICS)}, not {metric!r}")
+    if name in CUSTOM and CUSTOM[name] != spec:
+        raise EdgewriteError(f"{where} is declared twice, differently; one model's tasks at a time")
+    CUSTOM[name] = spec
+    TASKS[name] = Task(name=name, instructions=tuple(instructions), metrics=(metric,), unit=unit)
+    return TASKS[name]
+
+
+def register_from_manifest(manifest: dict[str, Any]) -> list[str]:
+    """Register the custom tasks an artifact's manifest declares; their names."""
+    specs = manifest.get("custom_tasks") or []
+    for spec in specs:
+        register_task(**spec)
+    return [spec["name"] for spec in specs]
+
+
+def register_from(ref: str | Any) -> list[str]:
+    """The custom tasks of a model reference that is an artifact folder (others declare none)."""
+    import json
+    from pathlib import Path
+
+    manifest = Path(str(ref)) / "manifest.json"
+    if not manifest.is_file():
+        return []
+    try:
+        return register_from_manifest(json.loads(manifest.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        return []  # an unreadable manifest is reported by whatever reads it for real
+
+
+def task_names() -> tuple[str, ...]:
+    """The seven tasks, then every registered custom one."""
+    return TASK_NAMES + tuple(CUSTOM)
+
+
 ALPACA_TEMPLATE = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request.\n\n"
@@ -155,7 +215,7 @@ def get_task(name: str) -> Task:
     from edgewrite.errors import EdgewriteError
 
     if name not in TASKS:
-        raise EdgewriteError(f"unknown task '{name}'; tasks: {', '.join(TASK_NAMES)}")
+        raise EdgewriteError(f"unknown task '{name}'; tasks: {', '.join(task_names())}")
     return TASKS[name]
 
 

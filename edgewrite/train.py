@@ -572,6 +572,7 @@ def _write_artifact(
         prompt_style=run.style,
         stop_token=stop_text(run.tokenizer, run.style),
         train=config.model_dump(),
+        **({"custom_tasks": run.data_manifest["custom_tasks"]} if run.data_manifest.get("custom_tasks") else {}),
         **fields,
     )
 
@@ -590,6 +591,9 @@ def tune(
 
     state = PartialState()  # one process, or one of several under `accelerate launch`
     data_manifest = read_manifest(data_dir, kinds=("data",))
+    from edgewrite.tasks import register_from_manifest
+
+    register_from_manifest(data_manifest)  # the data's custom tasks, whether or not a recipe declared them here
     fp = tune_fingerprint(config, model_ref, data_manifest)
     with state.main_process_first():  # only the first process may clear a folder of another run
         done = existing_matches(out, fp, force)

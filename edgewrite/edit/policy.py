@@ -45,7 +45,7 @@ def check_threshold(value: float | None) -> None:
 def read_policy(path: Path) -> Policy:
     """The policy in ``path``; EdgewriteError (one line) if it cannot be used."""
     from edgewrite.edit.systems import PRE_PASSES
-    from edgewrite.tasks import TASK_NAMES
+    from edgewrite.tasks import TASKS
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -57,7 +57,7 @@ def read_policy(path: Path) -> Policy:
         raise EdgewriteError(f"policy {path} is malformed: it needs 'adapter_fingerprint' and 'tasks'")
     tasks = {}
     for task, entry in doc["tasks"].items():
-        if task not in TASK_NAMES or not isinstance(entry, dict):
+        if task not in TASKS or not isinstance(entry, dict):
             raise EdgewriteError(f"policy {path} is malformed: unknown task '{task}'")
         pre, threshold = entry.get("pre"), entry.get("threshold")
         if pre is not None and pre not in PRE_PASSES:

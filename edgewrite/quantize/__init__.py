@@ -28,6 +28,53 @@ TOKENIZER_FILES = (
 )
 
 
+# Peak memory per parameter of each exporter, measured by benchmarks/scale.py (1.17 B parameters, AMD EPYC):
+# onnxruntime-genai's builder holds the model in fp32 and more (8.4 GB), GPT-QModel on CPU a layer at a time
+# in fp32 plus the model; llama.cpp's converter reads lazily and its quantizer streams (1.0 GB).
+RAM_PER_PARAM = {"onnx": 7.5, "gptq": 4.5}
+
+
+def model_params(model_dir: Path) -> int:
+    """Parameters of a safetensors model, from the files' headers (nothing is loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(f), "np") as st:
+            for name in st.keys():  # noqa: SIM118 - safe_open is not a mapping
+                n = 1
+                for d in st.get_slice(name).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def preflight(model_dir: Path, fmt: str, bits: int, out: Path) -> None:
+    """Refuse, before any work, an export this machine cannot hold: its memory (ONNX, GPTQ) or its disk
+    (GGUF converts to F16 first), with one line saying how much and what to do."""
+    import psutil
+
+    params = model_params(model_dir)
+    if not params:
+        return
+    need_ram = RAM_PER_PARAM.get(fmt, 0) * params
+    have_ram = psutil.virtual_memory().available
+    if need_ram > have_ram:
+        raise EdgewriteError(
+            f"exporting this {params / 1e9:.1f} B-parameter model to {fmt} needs about {need_ram / 2**30:.0f} GiB "
+            f"of memory, this machine has {have_ram / 2**30:.0f} GiB free; export GGUF instead (it streams), or run "
+            "this on a bigger machine"
+        )
+    need_disk = params * (2 if fmt == "gguf" else 0) + params * bits / 8 * 1.15
+    folder = out.parent if out.parent.exists() else Path(".")
+    have_disk = shutil.disk_usage(folder).free
+    if need_disk > have_disk:
+        raise EdgewriteError(
+            f"the {fmt} export needs about {need_disk / 2**30:.1f} GiB on disk (an F16 copy first for GGUF), "
+            f"{folder} has {have_disk / 2**30:.1f} GiB free; give --out on a larger disk"
+        )
+
+
 def check_bits(fmt: str, bits: int) -> None:
     if fmt not in BITS:
         raise EdgewriteError(f"unknown format '{fmt}'; formats: {', '.join(BITS)}")
@@ -242,6 +289,7 @@ def quantize(
     fp = fingerprint({"parent": parent.get("fingerprint"), "format": fmt, **settings})
     if existing_matches(out, fp, force):
         return out, json.loads((out / "manifest.json").read_text())
+    preflight(model_dir, fmt, bits, out)
 
     compute = imatrix is True
     texts: list[
@@ -321,6 +369,7 @@ def quantize(
             chat_template_sha256=fingerprint(tokenizer.chat_template or ""),
             readback={k: v for k, v in readback.items() if k != "chat_template"},
             **({"rounding": how.manifest_text()} if fmt == "gguf" else {}),
+            **({"custom_tasks": parent["custom_tasks"]} if parent.get("custom_tasks") else {}),
         )
     return out, manifest
 

@@ -95,3 +95,17 @@ def test_an_adapter_for_another_base_is_named_by_tensor(tiny_model_dir: Path, tm
     with pytest.raises(EdgewriteError, match=r"down_proj\.weight is \(64, 256\) in the base"):
         merge(adapter, tmp_path / "merged")
     assert not (tmp_path / "merged").exists() and not (tmp_path / "merged.partial").exists()
+
+
+def test_a_truncated_or_missing_shard_is_named_before_anything_is_trusted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    base = _base(tiny_model_dir, tmp_path / "base", "bfloat16", shard="300KB")
+    adapter = _adapter(base, tmp_path / "adapter")
+    shards = sorted(base.glob("model-*.safetensors"))
+    cut = shards[-1]
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with pytest.raises(EdgewriteError, match=f"{cut.name} is not a complete safetensors file"):
+        merge(adapter, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()  # nothing half written where a later command would trust it
+    cut.unlink()
+    with pytest.raises(EdgewriteError, match=f"missing shard.*{cut.name}"):
+        merge(adapter, tmp_path / "merged")

@@ -427,3 +427,25 @@ def test_an_export_that_lost_its_chat_template_is_not_kept() -> None:
     with pytest.raises(EdgewriteError, match="changed the chat template"):
         _check_readback({"chat_template": "x", "stop_ids": [2]}, "{{ messages }}", "<|im_end|>", 2, "gguf")
     _check_readback({"chat_template": "{{ messages }}\n", "stop_ids": [2]}, "{{ messages }}", "<|im_end|>", 2, "gguf")
+
+
+def test_an_export_the_machine_cannot_hold_is_refused_before_any_work(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from edgewrite import quantize as q
+
+    assert q.model_params(tiny_model_dir) == sum(
+        p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters()
+    )
+    monkeypatch.setitem(q.RAM_PER_PARAM, "onnx", 1e9)  # as if each parameter needed a GB
+    with pytest.raises(EdgewriteError, match=r"exporting this .* model to onnx needs about .* GiB of memory"):
+        quantize(str(tiny_model_dir), "onnx", 4, out=tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+    class Full:
+        free = 1024
+
+    monkeypatch.setattr(q.shutil, "disk_usage", lambda _: Full())
+    with pytest.raises(EdgewriteError, match="needs about .* GiB on disk .* give --out on a larger disk"):
+        quantize(str(tiny_model_dir), "gguf", 4, out=tmp_path / "gguf")
+    assert not (tmp_path / "gguf").exists()

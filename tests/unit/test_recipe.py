@@ -82,3 +82,16 @@ def test_the_shipped_recipe_still_trains_what_shipped() -> None:
 def test_lora_dropout_defaults_to_zero_and_pinned_recipes_keep_theirs() -> None:
     assert Recipe.model_validate({"name": "x"}).train.lora_dropout == 0.0
     assert load_recipe(Path("experiments/recipe_search_base.yaml")).train.lora_dropout == 0.05
+
+
+def test_the_data_folder_is_edgewrite_data_then_shared_data(monkeypatch, tmp_path: Path) -> None:
+    from edgewrite.data import build_dataset
+    from edgewrite.recipe import DataConfig
+
+    monkeypatch.setenv("EDGEWRITE_DATA", str(tmp_path / "mine"))
+    assert DataConfig().data_dir == str(tmp_path / "mine")
+    with pytest.raises(EdgewriteError, match="does not exist; set EDGEWRITE_DATA to a folder"):
+        build_dataset(DataConfig(), tmp_path / "out")  # one line saying where to put it, not an empty run
+    assert not (tmp_path / "out").exists()
+    monkeypatch.delenv("EDGEWRITE_DATA")
+    assert DataConfig().data_dir == "../shared/data"
