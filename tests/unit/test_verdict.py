@@ -378,3 +378,79 @@ def test_the_export_closest_to_its_fp32_parent_is_named_when_it_is_not_the_shipp
     (v,) = verdict(_doc([COPY, BASE, merged, lora], cmps[:-1]), 250, None, max_bits=4)
     assert v["ship"] == "tuned gguf Q4_1 + LoRA" and not any(t.startswith("Closest") for t in v["text"])
     assert any(t.startswith("Against its fp32 parent (tuned fp32)") for t in v["text"])
+
+
+def _harper(p50: float = 10, rss: float = 100) -> dict:
+    cell = _cell("harper", "system", 33, p50, rss)
+    cell["runtime"] = "harper"
+    return cell
+
+
+@pytest.mark.parametrize(
+    ("better", "says"),
+    [
+        (
+            {"clarity"},
+            "For grammar and spelling alone, Harper is enough: the model is not significantly better on "
+            "grammar or fluency, at 30x Harper's time per edit and 4.0x its memory; the model earns its cost on "
+            "clarity.",
+        ),
+        (
+            {"grammar", "clarity"},
+            "The model is significantly better than Harper on grammar, clarity, at 30x Harper's "
+            "time per edit and 4.0x its memory.",
+        ),
+        (set(), "The model is better than Harper on no task, at 30x its time: use Harper."),
+    ],
+)
+def test_the_harper_sentence_takes_each_of_its_three_branches(better: set, says: str) -> None:
+    up, flat = {"value": 5.0, "lo": 3.0, "hi": 7.0}, {"value": 0.0, "lo": -1.0, "hi": 1.0}
+    vs_harper = {t: up if t in better else flat for t in TASK_NAMES}
+    cells = [COPY, BASE, Q4, _harper()]
+    if not better:  # a bench without the checking tasks: nothing for Harper to be enough at
+        cells = [json.loads(json.dumps(c)) for c in cells]
+        for c in cells:
+            for key in ("headline", "headline_ci", "headline_source"):
+                c["quality"][key] = {t: v for t, v in c["quality"][key].items() if t not in ("grammar", "fluency")}
+    doc = _doc(
+        cells,
+        [_cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 6), _cmp("tuned_q4", "harper", 1, tasks=vs_harper)],
+    )
+    (v,) = verdict(doc, None, None)
+    assert says in "\n".join(v["text"])
+
+
+def test_not_yet_names_the_tasks_where_it_is_worse_than_the_untuned_model() -> None:
+    worse = {"neutralization": {"value": -3.0, "lo": -5.0, "hi": -1.0}}
+    doc = _doc([COPY, BASE, Q4], [_cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 0.5, half=2.0, tasks=worse)])
+    (v,) = verdict(doc, None, None)
+    assert (
+        "Worth it: not yet: it beats copy on the mean, but is not significantly better than the untuned base "
+        "model (worse on neutralization)." in v["text"]
+    )
+
+
+def test_each_device_gets_its_own_verdict() -> None:
+    gpu = {**_cell("tuned_q4_cuda", "quantized", 41, 40, 400), "device": "cuda"}
+    gpu_base = {**_cell("base_cuda", "base", 35, 100, 900), "device": "cuda"}
+    doc = _doc(
+        [COPY, BASE, Q4, gpu_base, gpu],
+        [
+            _cmp("tuned_q4", "copy", 11),
+            _cmp("tuned_q4", "base", 6),
+            _cmp("tuned_q4_cuda", "copy", 10),
+            _cmp("tuned_q4_cuda", "base_cuda", 5),
+        ],
+    )
+    found = {v["device"]: v for v in verdict(doc, None, None)}
+    assert set(found) == {"cpu", "cuda"}
+    assert found["cpu"]["ship"] == "tuned q4" and found["cuda"]["ship"] == "tuned q4 cuda"
+    assert "on cuda" in found["cuda"]["text"][0] and "on cpu" in found["cpu"]["text"][0]
+
+
+def test_nothing_within_the_budget_says_so_and_what_to_relax() -> None:
+    doc = _doc([COPY, BASE, Q4], [_cmp("tuned_q4", "copy", 11), _cmp("tuned_q4", "base", 6)])
+    (v,) = verdict(doc, 100, None)  # Q4's edit p50 is 300 ms
+    assert v["ship"] is None and v["text"] == [
+        "No tuned artifact on cpu fits the budget; relax --max-latency-ms/--max-memory-mb/--max-bits."
+    ]
