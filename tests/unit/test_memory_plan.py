@@ -3,8 +3,6 @@ checked by `tune` against the GPUs present before anything big is loaded."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -88,16 +86,15 @@ def test_the_base_loads_in_bf16_only_for_lora_on_cuda() -> None:
 @pytest.mark.parametrize(
     "recipe", sorted(p.name for p in (ROOT / "recipes").glob("*.yaml") if "accelerate" not in p.name)
 )
-def test_dry_run_prints_the_memory_plan_of_every_recipe(recipe: str, default_model_dir: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "edgewrite.cli", "tune", "--recipe", f"recipes/{recipe}", "--dry-run"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+def test_dry_run_prints_the_memory_plan_of_every_recipe(recipe: str, default_model_dir: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from edgewrite.cli import app
+
+    monkeypatch.chdir(ROOT)
+    done = CliRunner().invoke(app, ["tune", "--recipe", f"recipes/{recipe}", "--dry-run"])
+    assert done.exit_code == 0, done.output
+    out = done.output
     assert ("memory plan per GPU" in out and "total" in out) or "on CPU" in out, out
     if "alpaca-7b" in recipe:
         assert "full, 8 GPUs, FSDP full shard; 6.74 B parameters" in out and "accelerate launch" in out
