@@ -44,9 +44,9 @@ def default_calibration() -> Path:
     from edgewrite.models import edgewrite_home
     from edgewrite.recipe import DataConfig, default_data_dir
 
-    folder = default_data_dir().resolve()
-    out = edgewrite_home() / "calibration" / f"default-{fingerprint(str(folder))[:8]}"
-    # a cache: the same folder gives the same config whatever EDGEWRITE_DATA says, and an entry left by
-    # another version of the default recipe is rebuilt, not refused
+    folder = default_data_dir()
+    out = edgewrite_home() / "calibration" / f"default-{fingerprint(str(folder.resolve()))[:8]}"
+    # a cache: an entry left by another spelling of the same folder, or by another version of the default
+    # recipe, is rebuilt, not refused
     build_dataset(DataConfig(data_dir=str(folder)), out, data_dir=folder, force=True)
     return out
