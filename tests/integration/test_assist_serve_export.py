@@ -200,6 +200,8 @@ def test_an_api_key_guards_every_route_but_health(stopping_model: dict) -> None:
             assert status == 401 and body["error"]["type"] == "authentication_error"
         assert _post(srv.url + "/v1/edit", json.dumps({"text": "He go."}).encode())[0] == 401
         assert _get(srv.url + "/health")[0] == 200
+        for wrong in ("Bearer s3cre", "Bearer s3cret2", "s3cret", "Basic s3cret"):
+            assert _get(srv.url + "/v1/models", {"Authorization": wrong})[0] == 401, wrong
         auth = {"Authorization": "Bearer s3cret"}
         assert _get(srv.url + "/v1/models", auth)[0] == 200
         assert _post(srv.url + "/v1/edit", json.dumps({"text": "He go."}).encode(), auth)[0] == 200

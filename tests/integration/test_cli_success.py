@@ -112,6 +112,46 @@ def test_serve_answers_and_stops_on_sigint(stopping_model: dict) -> None:
     assert "serving" in proc.stderr.read()
 
 
+def test_serve_off_loopback_takes_its_key_from_the_environment(stopping_model: dict) -> None:
+    import os
+    import socket
+    import urllib.error
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "EDGEWRITE_API_KEY": "from-env"}
+    proc = subprocess.Popen(
+        [*CLI, "serve", "-m", str(stopping_model["gguf"]), "--host", "0.0.0.0", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+    def models(key: str | None) -> int:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers=headers), timeout=10
+            ) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert models("from-env") == 200  # off loopback it started: the key came from the environment
+        assert models(None) == 401 and models("wrong") == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def test_export_ollama_writes_a_modelfile(stopping_model: dict, tmp_path: Path) -> None:
     done = _cli("export", "ollama", str(stopping_model["gguf"]), "--out", str(tmp_path / "ollama"))
     text = (tmp_path / "ollama" / "Modelfile").read_text()
