@@ -6,7 +6,7 @@ benchmark's time, and LoRA training steps per second at the three small sizes.
 
 Random weights measure cost, not quality: no output here says anything about what a model writes.
 
-    python benchmarks/scale.py                       # all four sizes, ~60 min on 2 cores, ~45 GB of disk
+    python benchmarks/scale.py                       # all four sizes, ~25 min on 2 cores, ~45 GB of disk at the 7B peak
     python benchmarks/scale.py --sizes 135m,360m     # a quick look
 
 Every stage runs as its own process (the CLI a user would run); its peak RSS is the kernel's high-water
