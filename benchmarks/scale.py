@@ -20,6 +20,7 @@ unless --keep); results to benchmarks/results/scale/{scale.json,scale.md,scale.s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -33,15 +34,21 @@ sys.path.insert(0, str(ROOT))
 
 from edgewrite.artifacts import git_commit, tool_versions, write_manifest, write_text_atomic  # noqa: E402
 from edgewrite.bench import cpu_name  # noqa: E402
+from edgewrite.memory import KNOWN_SHAPES, Shape  # noqa: E402
 
-# name: (shape it copies, hidden, intermediate, layers, heads, kv heads, tied embeddings)
-SHAPES = {
-    "135m": ("SmolLM2-135M", 576, 1536, 30, 9, 3, True),
-    "360m": ("SmolLM2-360M", 960, 2560, 32, 15, 5, True),
-    "1b": ("TinyLlama-1.1B", 2048, 5632, 22, 32, 4, False),
-    "7b": ("LLaMA-7B", 4096, 11008, 32, 32, 32, False),
-}
 VOCAB = 49152
+# name: (shape it copies, the hub id whose config gives the shape in edgewrite.memory.KNOWN_SHAPES); every
+# size gets the embedded tokenizer's vocabulary
+_FROM = {
+    "135m": ("SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "360m": ("SmolLM2-360M", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+    "1b": ("TinyLlama-1.1B", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"),
+    "7b": ("LLaMA-7B", "huggyllama/llama-7b"),
+}
+SHAPES = {
+    size: (label, *dataclasses.astuple(dataclasses.replace(Shape(*KNOWN_SHAPES[hub]), vocab=VOCAB))[1:7])
+    for size, (label, hub) in _FROM.items()
+}  # name: (label, hidden, intermediate, layers, heads, kv heads, tied)
 SHARD_BYTES = 2 * 2**30
 LORA_R, LORA_ALPHA = 16, 32
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -75,13 +82,7 @@ def _shapes(size: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def params(size: str) -> int:
-    total = 0
-    for _, shape in _shapes(size):
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
+    return Shape(VOCAB, *SHAPES[size][1:]).params
 
 
 def make_checkpoint(size: str, out: Path) -> None:
@@ -297,7 +298,7 @@ def measure(size: str, work: Path, keep: bool, tune: int) -> dict:
     else:
         skipped["quantize onnx int4"] = (
             "onnxruntime-genai's builder peaked at 7.3 bytes a parameter at 1B (8.4 GB), about 47 GiB here: "
-            "quantize's pre-flight refuses it on a 24 GB machine"
+            "quantize's pre-flight would refuse it on a 24 GB machine"
         )
     if size in GPTQ_SIZES:
         gptq = folder / "gptq-4bit"
@@ -324,6 +325,10 @@ def measure(size: str, work: Path, keep: bool, tune: int) -> dict:
         text = log.read_text().splitlines()
         found = [json.loads(x.removeprefix("TUNE ")) for x in text if x.startswith("TUNE ")]
         tuned = {**found[-1], "peak_rss_mb": stage["peak_rss_mb"]} if found and stage["ok"] else None
+    elif tune:
+        skipped["LoRA tune"] = (
+            "a 7B LoRA tune in fp32 on CPU holds ~28 GB of weights: tune --dry-run shows the plan; a GPU job"
+        )
     if not keep:
         shutil.rmtree(folder)
     return {

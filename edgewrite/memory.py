@@ -44,6 +44,7 @@ class Shape:
     heads: int
     kv_heads: int
     tied: bool
+    head_dim: int | None = None  # where the config gives it (hidden / heads otherwise)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Shape:
@@ -57,13 +58,14 @@ class Shape:
                 heads,
                 config.get("num_key_value_heads") or heads,
                 bool(config.get("tie_word_embeddings", False)),
+                config.get("head_dim"),
             )
         except KeyError as e:
             raise EdgewriteError(f"the model's config.json has no {e}; a LLaMA-architecture config is needed") from e
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each projection of one decoder layer, by its module name."""
-        head = self.hidden // self.heads
+        head = self.head_dim or self.hidden // self.heads
         return {
             "q_proj": (self.hidden, self.heads * head),
             "k_proj": (self.hidden, self.kv_heads * head),

@@ -98,3 +98,20 @@ def test_dry_run_prints_the_memory_plan_of_every_recipe(recipe: str, default_mod
     assert ("memory plan per GPU" in out and "total" in out) or "on CPU" in out, out
     if "alpaca-7b" in recipe:
         assert "full, 8 GPUs, FSDP full shard; 6.74 B parameters" in out and "accelerate launch" in out
+
+
+def test_a_config_s_own_head_dim_sizes_the_attention_projections() -> None:
+    config = {
+        "vocab_size": 262144,
+        "hidden_size": 640,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,  # Gemma 3 270M: not hidden / heads (160)
+        "tie_word_embeddings": True,
+    }
+    shape = Shape.from_config(config)
+    assert shape.linear_shapes()["q_proj"] == (640, 1024) and shape.linear_shapes()["k_proj"] == (640, 256)
+    # within its extra q/k and feed-forward norms (32,256) of the 268,098,176 transformers loads
+    assert abs(shape.params - 268_098_176) < 40_000
