@@ -99,9 +99,35 @@ def check_causal_lm(path: Path, ref: str) -> ModelInfo:
     return ModelInfo(ref=ref, path=path, model_type=model_type, architectures=archs)
 
 
+def _gguf_sha256(gguf: Path, out: Path) -> str:
+    """The GGUF's content hash; read from the cached folder's manifest while the file is the one it was made
+    from (same path, size and modification time), so a call costs a stat, not a read of the file."""
+    import hashlib
+
+    stat = gguf.stat()
+    try:
+        source = json.loads((out / "manifest.json").read_text()).get("source", {})
+    except (OSError, ValueError):
+        source = {}
+    if (source.get("gguf"), source.get("gguf_bytes"), source.get("gguf_mtime")) == (
+        str(gguf),
+        stat.st_size,
+        stat.st_mtime,
+    ) and source.get("gguf_sha256"):
+        return source["gguf_sha256"]
+    digest = hashlib.sha256()
+    with open(gguf, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
-    """GGUF -> fp32 safetensors folder, once; later calls reuse the cached folder."""
-    fp = fingerprint({"gguf": str(gguf.resolve()), "size": gguf.stat().st_size, "mtime": gguf.stat().st_mtime})
+    """GGUF -> fp32 safetensors folder, once; later calls reuse the cached folder. Its fingerprint is the
+    file's content, not where or when it was installed: a reinstall of the same package keeps every cell,
+    cache and artifact keyed on it."""
+    sha = _gguf_sha256(gguf, out)
+    fp = fingerprint({"gguf_sha256": sha, "size": gguf.stat().st_size})
     if existing_matches(out, fp, force=True):
         return out
     import torch
@@ -140,7 +166,12 @@ def _dequantize_gguf(gguf: Path, out: Path, name: str) -> Path:
             name=name,
             format="safetensors",
             dtype="float32",
-            source={"gguf": str(gguf), "gguf_bytes": gguf.stat().st_size},
+            source={
+                "gguf": str(gguf),
+                "gguf_bytes": gguf.stat().st_size,
+                "gguf_mtime": gguf.stat().st_mtime,
+                "gguf_sha256": sha,
+            },
             stop_token=stop,
         )
     return out
