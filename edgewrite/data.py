@@ -117,6 +117,41 @@ def _load_hub(spec: DataSource) -> list[dict[str, Any]]:
     return rows
 
 
+def read_sts_csv(path: Path, name: str, min_score: float) -> list[dict[str, Any]]:
+    """Paraphrase rows from an STS benchmark CSV as published (``sentence1,sentence2,score``, no header, as in
+    stsb-multi-mt's ``stsb-en-train.csv``): pairs scored ``min_score`` or above, sentence1 -> sentence2. Ids
+    are ``<dataset>-<split>-<row index>``, those of the normalized ``stsb/*.jsonl`` for the same rows."""
+    import csv
+
+    split = path.stem.rsplit("-", 1)[-1]
+    rows = []
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            for i, fields in enumerate(csv.reader(f)):
+                try:
+                    s1, s2, score = fields[0], fields[1], float(fields[2])
+                except (IndexError, ValueError):
+                    raise EdgewriteError(
+                        f"{path}:{i + 1}: not an STS row (sentence1,sentence2,score); give the CSV as published"
+                    ) from None
+                if score >= min_score and s1.strip() and s2.strip():
+                    rows.append({"task": "paraphrase", "source": s1, "references": [s2], "id": f"{name}-{split}-{i}"})
+    except UnicodeDecodeError as e:
+        raise EdgewriteError(f"{path}: not UTF-8 text ({e.reason})") from None
+    return rows
+
+
+def _id_score(row_id: str) -> float | None:
+    """The similarity score an id carries (``...-s4.25``, as in sts_extra), if any."""
+    m = re.search(r"-s(\d+(?:\.\d+)?)$", row_id)
+    return float(m.group(1)) if m else None
+
+
+def _sample(rows: list[dict], n: int) -> list[dict]:
+    """A fixed sample of ``n`` rows: those whose id hashes lowest (the same rows whatever the seed or order)."""
+    return sorted(rows, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())[:n]
+
+
 def load_source(spec: DataSource, data_dir: Path) -> list[dict[str, Any]]:
     if spec.hub:
         rows = _load_hub(spec)
@@ -125,10 +160,16 @@ def load_source(spec: DataSource, data_dir: Path) -> list[dict[str, Any]]:
         path = data_dir / spec.path
         if not path.is_file():
             raise EdgewriteError(f"data file {path} does not exist (data_dir is {data_dir})")
-        rows = read_jsonl(path)
-        name = Path(spec.path).parent.name or Path(spec.path).stem
+        parts = Path(spec.path).parts  # the data set's folder under data_dir (stsb/raw/data/x.csv: stsb)
+        name = parts[0] if len(parts) > 1 else Path(spec.path).stem
+        if path.suffix == ".csv":
+            rows = read_sts_csv(path, name, 5.0 if spec.min_score is None else spec.min_score)
+        else:
+            rows = read_jsonl(path)
     if spec.task:
         rows = [r for r in rows if r["task"] == spec.task]
+    if spec.min_score is not None:
+        rows = [r for r in rows if _id_score(r["id"]) is None or _id_score(r["id"]) >= spec.min_score]
     for r in rows:
         r["dataset"] = name
     return rows
@@ -166,6 +207,7 @@ def split_rows(config: DataConfig, data_dir: Path) -> tuple[list[dict], list[dic
     train, dev = [], []
     dropped: Counter[str] = Counter()
     for spec in config.sources:
+        from_spec = []
         for raw in load_source(spec, data_dir):
             if raw["task"] not in wanted:
                 continue
@@ -178,7 +220,8 @@ def split_rows(config: DataConfig, data_dir: Path) -> tuple[list[dict], list[dic
                 role = "dev" if in_dev_bucket(raw["source"], config.dev_fraction) else "train"
             if role == "dev" and row["task"] == GENERAL:
                 continue
-            (dev if role == "dev" else train).append(row)
+            (dev if role == "dev" else from_spec).append(row)
+        train.extend(from_spec if spec.max_rows is None else _sample(from_spec, spec.max_rows))
     if not train and not dev:
         raise EdgewriteError(f"no rows for tasks {sorted(wanted)} under {data_dir}; check data.sources")
     # No dev source text may be trained on, whichever file it came from.
@@ -252,8 +295,13 @@ def _with_synthetic_errors(train: list[dict], config: DataConfig, seed: int) -> 
 
 
 def data_fingerprint(config: DataConfig, data_dir: Path, seed: int) -> str:
-    """What a data artifact is made from (without custom tasks: as before recipes could declare them)."""
+    """What a data artifact is made from (without custom tasks, and without per-source settings left unset: as
+    before recipes could declare them)."""
     dumped = config.model_dump(exclude=None if config.custom_tasks else {"custom_tasks"})
+    for source in dumped["sources"]:  # settings added later count only when set: older builds keep their key
+        for key in ("max_rows", "min_score"):
+            if source.get(key) is None:
+                source.pop(key, None)
     return fingerprint({"config": dumped, "data_dir": str(Path(data_dir).resolve()), "seed": seed})
 
 

@@ -31,6 +31,19 @@ class DataSource(_Strict):
     hub_split: str = "train"
     task: str | None = None
     role: Literal["train", "dev", "split"] = "split"
+    max_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="at most this many training rows from this source (a fixed sample: the rows whose id "
+        "hashes lowest), like LLaMA-Factory's max_samples: a large set mixed in at a moderate share",
+    )
+    min_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=5,
+        description="scored paraphrase pairs kept at this similarity or above: an STS-B CSV "
+        "(sentence1,sentence2,score; default 5.0, EditEval's cut) or rows whose id ends in -s<score>",
+    )
 
     @field_validator("task")
     @classmethod

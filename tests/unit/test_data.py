@@ -148,3 +148,77 @@ def test_unchanged_pairs_are_capped_in_training_only(tmp_path: Path) -> None:
     assert len(train) - len(same) == sum(1 for r in rows if r["id"].startswith("edit")) - sum(
         1 for r in dev if r["id"].startswith("edit")
     )
+
+
+def test_sts_csv_as_published_with_a_score_cut_and_the_jsonl_ids(tmp_path: Path) -> None:
+    """STS-B's CSV (sentence1,sentence2,score, no header): pairs at or above min_score (default 5.0, EditEval's
+    cut), sentence1 -> sentence2, ids those of the normalized stsb/*.jsonl for the same rows."""
+    csv = tmp_path / "stsb" / "raw" / "stsb-en-train.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(
+        'A plane is taking off.,An air plane is taking off.,5.0\n"A man, tall, sings.",A tall man sings.,4.2\n'
+        "A cat.,A dog.,0.4\n",
+        encoding="utf-8",
+    )
+
+    def built(**source: object) -> list[dict]:
+        cfg = DataConfig(
+            data_dir=str(tmp_path),
+            sources=[{"path": "stsb/raw/stsb-en-train.csv", "role": "train", **source}],
+            tasks=["paraphrase"],
+        )
+        build_dataset(cfg, tmp_path / "out", force=True)
+        return sorted(_rows(tmp_path / "out" / "train.jsonl"), key=lambda r: r["id"])
+
+    assert [(r["id"], r["source"], r["references"]) for r in built()] == [
+        ("stsb-train-0", "A plane is taking off.", ["An air plane is taking off."])
+    ]
+    assert [r["id"] for r in built(min_score=4.0)] == ["stsb-train-0", "stsb-train-1"]
+    assert built(min_score=4.0)[1]["source"] == "A man, tall, sings."  # quoted commas kept
+    csv.write_text("only one field\n", encoding="utf-8")
+    with pytest.raises(EdgewriteError, match=r"stsb-en-train.csv:1: not an STS row"):
+        built()
+
+
+def test_max_rows_takes_a_fixed_sample_of_training_rows_and_min_score_reads_ids(tmp_path: Path) -> None:
+    rows = [
+        {
+            "task": "paraphrase",
+            "source": f"Pair {i} one.",
+            "references": [f"Pair {i} two."],
+            "id": f"x-{i}-s{3 + i % 3}.0",
+        }
+        for i in range(60)
+    ]
+    write_jsonl(tmp_path / "x" / "train.jsonl", rows)
+
+    def ids(**source: object) -> list[str]:
+        cfg = DataConfig(
+            data_dir=str(tmp_path),
+            sources=[{"path": "x/train.jsonl", "role": "train", **source}],
+            tasks=["paraphrase"],
+        )
+        build_dataset(cfg, tmp_path / "out", force=True)
+        return sorted(r["id"] for r in _rows(tmp_path / "out" / "train.jsonl"))
+
+    assert len(ids()) == 60
+    sample = ids(max_rows=10)
+    assert len(sample) == 10 and sample == ids(max_rows=10)  # the same rows every build
+    assert set(sample) < set(ids(max_rows=20))  # a larger cap keeps the smaller one's rows
+    kept = ids(min_score=4.0)
+    assert len(kept) == 40 and all(float(i.rsplit("-s", 1)[1]) >= 4.0 for i in kept)
+
+
+def test_unset_per_source_settings_keep_older_data_fingerprints(tmp_path: Path) -> None:
+    from edgewrite.data import data_fingerprint
+
+    plain = DataConfig(data_dir=str(tmp_path), sources=[{"path": "x/train.jsonl"}])
+    capped = DataConfig(data_dir=str(tmp_path), sources=[{"path": "x/train.jsonl", "max_rows": 5}])
+    dumped = plain.model_dump(exclude={"custom_tasks"})
+    for s in dumped["sources"]:
+        del s["max_rows"], s["min_score"]
+    from edgewrite.artifacts import fingerprint
+
+    before = fingerprint({"config": dumped, "data_dir": str(tmp_path.resolve()), "seed": 42})
+    assert data_fingerprint(plain, tmp_path, 42) == before  # what builds made before the settings existed
+    assert data_fingerprint(capped, tmp_path, 42) != before
