@@ -1,5 +1,6 @@
-"""A per-task policy in place of global switches: which pre-pass, and which confidence threshold drops the
-model's unsure edits, chosen on dev (benchmarks/edit_confidence.py) and kept as a small file beside the
+"""A per-task policy in place of global switches: which pre-pass, whether the model makes a second pass over
+its own output (GEC systems often iterate), and which confidence threshold drops the model's unsure edits,
+chosen on dev (benchmarks/edit_confidence.py) and kept as a small file beside the
 adapter it was chosen for (``policy.json``).
 
 A policy applies to the models made from that adapter (its merge and every export of the merge: the
@@ -25,6 +26,7 @@ POLICY_FILE = "policy.json"
 class TaskPolicy:
     pre: str | None = None  # a pre-pass system ("harper") or none
     threshold: float | None = None  # drop the model's edits whose confidence is below this
+    passes: int = 1  # 2: the model edits its own output once more (the edits are then those of both passes)
 
 
 @dataclass
@@ -64,7 +66,10 @@ def read_policy(path: Path) -> Policy:
             raise EdgewriteError(f"policy {path} is malformed: {task}: unknown pre-pass '{pre}'")
         if threshold is not None and (not isinstance(threshold, int | float) or not 0 <= threshold <= 1):
             raise EdgewriteError(f"policy {path} is malformed: {task}: threshold {threshold!r} is not in [0, 1]")
-        tasks[task] = TaskPolicy(pre, None if threshold is None else float(threshold))
+        passes = entry.get("passes", 1)
+        if passes not in (1, 2) or isinstance(passes, bool):
+            raise EdgewriteError(f"policy {path} is malformed: {task}: passes {passes!r} is not 1 or 2")
+        tasks[task] = TaskPolicy(pre, None if threshold is None else float(threshold), passes)
     return Policy(str(doc["adapter_fingerprint"]), tasks, str(path))
 
 
@@ -124,9 +129,10 @@ def _ancestor_folders(artifact: Path, depth: int = 4) -> list[Path]:
 
 
 class PolicyEditor:
-    """A model editor under a policy: per task, an optional pre-pass, then the model, then its edits whose
-    confidence is below the task's threshold dropped. Every edit gets its confidence (one teacher-forced
-    pass over each unit the model changed); each Edit carries its suggestions in ``edit.suggestions``."""
+    """A model editor under a policy: per task, an optional pre-pass, then the model (twice, where the policy
+    says so), then its edits whose confidence is below the task's threshold dropped. Every edit gets its
+    confidence (one teacher-forced pass over each unit the model changed); each Edit carries its suggestions
+    in ``edit.suggestions``."""
 
     def __init__(self, main: Any, policy: Policy | None, threshold: float | None = None) -> None:
         self.main, self.policy, self.threshold = main, policy, threshold
@@ -140,7 +146,7 @@ class PolicyEditor:
 
     def rule(self, task: str) -> TaskPolicy:
         base = self.policy.of(task) if self.policy else TaskPolicy()
-        return TaskPolicy(base.pre, self.threshold if self.threshold is not None else base.threshold)
+        return TaskPolicy(base.pre, self.threshold if self.threshold is not None else base.threshold, base.passes)
 
     def edit(self, task: str, texts: list[str], done: Any = None) -> list[Any]:
         from edgewrite.edit.systems import load_system
@@ -154,6 +160,14 @@ class PolicyEditor:
         # the confidences need the runtime, which is busy until the whole batch is decoded (llama.cpp holds
         # its context through a batch and reports each sequence from inside it): score after, then report
         edits = self.main.edit(task, inputs)
+        if rule.passes > 1:  # the model over its own output; a unit cut off at the token budget stays as it was
+            again = self.main.edit(task, [e.output or t for e, t in zip(edits, inputs, strict=True)])
+            for e, e2 in zip(edits, again, strict=True):
+                e.prompt_tokens += e2.prompt_tokens
+                e.new_tokens += e2.new_tokens
+                e.decode_s += e2.ttft_s + e2.decode_s
+                if e.finish != "length" and e2.finish != "length" and e2.output:
+                    e.output, e.raw = e2.output, e2.raw
         for i, e in enumerate(edits):
             self._filter(task, inputs[i], e, rule.threshold or 0.0)
             if done is not None:

@@ -65,6 +65,7 @@ def test_a_policy_beside_the_model_applies_and_a_bad_one_is_one_line(stopping_mo
         "another model": {"adapter_fingerprint": "someone-else", "tasks": {}},
         "malformed": {"tasks": {"grammar": {"threshold": 3}}, "adapter_fingerprint": fingerprint},
         "unknown task": {"tasks": {"poetry": {}}, "adapter_fingerprint": fingerprint},
+        "three passes": {"tasks": {"grammar": {"passes": 3}}, "adapter_fingerprint": fingerprint},
     }
     for what, doc in cases.items():
         policy.write_text(json.dumps(doc))
@@ -89,3 +90,27 @@ def test_a_batch_of_units_gets_its_confidences_after_the_batch(stopping_model: d
     edits = editor.edit("grammar", texts, done=lambda i, e: heard.append(i))
     assert sorted(heard) == [0, 1, 2, 3] and [e.output for e in edits] == ["Fine."] * 4
     assert all(e.suggestions and e.suggestions[0].confidence is not None for e in edits)
+
+
+def test_a_second_pass_edits_the_models_own_output(stopping_model: dict, tmp_path: Path) -> None:
+    """passes 2: the model edits its first answer again (its tokens counted for both passes); the edits and
+    their confidences are those of the source against the final answer."""
+    gguf = stopping_model["gguf"]
+    fingerprint = json.loads((gguf / "manifest.json").read_text())["fingerprint"]
+    policy = tmp_path / POLICY_FILE
+    policy.write_text(json.dumps({"adapter_fingerprint": fingerprint, "tasks": {"grammar": {"passes": 2}}}))
+    once, _ = load_editor(gguf)
+    twice, _ = load_editor(gguf, policy=policy)
+    seen: list[list[str]] = []
+    inner = twice.main.edit
+    twice.main.edit = lambda task, texts, done=None: seen.append(list(texts)) or inner(task, texts, done)
+    (one,) = once.edit("grammar", [SOURCE])
+    (two,) = twice.edit("grammar", [SOURCE])
+    assert seen == [[SOURCE], ["Fine."]]  # the second pass reads the first pass's answer
+    assert two.output == one.output == "Fine." and two.new_tokens == 2 * one.new_tokens
+    assert two.suggestions and (two.suggestions[0].original, two.suggestions[0].replacement) == (
+        "She go to school",
+        "Fine",
+    )
+    (fluency,) = twice.edit("fluency", [SOURCE])  # no rule for fluency: one pass
+    assert len(seen) == 3 and fluency.new_tokens == one.new_tokens
