@@ -430,6 +430,7 @@ def bench(
     train_data: list[Path] | None = None,
     policy: bool = False,
     agreement: int = 0,
+    policy_on: list[str] | None = None,
 ) -> dict[str, Any]:
     """``train_data``: `edgewrite data` folders whose training rows are excluded too, for models whose
     manifest does not say where their data is (the shipped adapter carries only its data's fingerprint).
@@ -456,17 +457,42 @@ def bench(
         register_from(artifact)
     if pre_on and not pre:
         raise EdgewriteError("--pre-on needs --pre (the pre-pass to put in front of those artifacts)")
+    if policy_on and not policy:
+        raise EdgewriteError("--policy-on needs --policy (the artifacts to bench under their policy)")
     entries, exclude, dev_fraction = _entries(artifacts, base, systems, pre, pre_on)
-    if policy:  # each listed model under its per-task policy, beside the plain model
+    if policy:  # each listed model (or those of --policy-on) under its per-task policy, beside the plain model
         from edgewrite.edit.policy import policy_for
 
-        listed = [e for e in entries[1:] if e["pre"] is None and e.get("kind") != "system"]
+        chosen = None
+        if policy_on is not None:
+            chosen = {Path(a).resolve() for a in policy_on}
+            for a in policy_on:
+                if Path(a).resolve() not in {Path(x).resolve() for x in artifacts}:
+                    raise EdgewriteError(
+                        f"--policy-on {a} is not one of the benched artifacts; list it as an argument too"
+                    )
+        listed = [
+            e
+            for e in entries[1:]
+            if e["pre"] is None
+            and e.get("kind") != "system"
+            and (chosen is None or Path(e["path"]).resolve() in chosen)
+        ]
+        keys = {}
         for e in listed:
-            if policy_for(Path(e["path"]), None, lambda line: None) is None:
+            found = policy_for(Path(e["path"]), None, lambda line: None)
+            if found is None:
                 raise EdgewriteError(f"--policy: {e['path']} has no policy.json beside the adapter it was made from")
+            # the policy's content keys the cell: a policy chosen again is benched again
+            keys[e["path"]] = fingerprint(json.loads(Path(found.source).read_text(encoding="utf-8"))["tasks"])
         at = entries.index(listed[-1]) + 1 if listed else len(entries)
         entries[at:at] = [
-            {**e, "label": f"{e['label']} + policy", "policy": "auto", "fingerprint": f"{e['fingerprint']}+policy"}
+            {
+                **e,
+                "label": f"{e['label']} + policy",
+                "policy": "auto",
+                "fingerprint": f"{e['fingerprint']}+policy-{keys[e['path']]}",
+            }
             for e in listed
         ]
     for folder in train_data or []:

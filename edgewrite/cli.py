@@ -827,6 +827,12 @@ def bench(
             "its adapter), beside the plain model.",
         ),
     ] = False,
+    policy_on: Annotated[
+        str | None,
+        typer.Option(
+            "--policy-on", help="Comma-separated artifacts that get the --policy variant (default: all listed)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     train_data: Annotated[
         list[Path] | None,
@@ -882,6 +888,7 @@ def bench(
         pre_on=[a.strip() for a in pre_on.split(",") if a.strip()] if pre_on else None,
         train_data=train_data,
         policy=policy,
+        policy_on=[a.strip() for a in policy_on.split(",") if a.strip()] if policy_on else None,
         agreement=agreement,
     )
     console.print(terminal_table(doc))

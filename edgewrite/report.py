@@ -282,6 +282,9 @@ def _device_verdict(
     for pre in [c for c in dev if c.get("pre") and not ship.get("pre")]:
         if (plain := _plain_of(pre, dev)) is not None:
             text.append(_pre_pass_line(doc, pre, plain, tasks, _fits(pre, max_latency_ms, max_memory_mb, max_bits)))
+    for pol in [c for c in dev if c.get("policy")]:
+        if (plain := _plain_of(pol, dev)) is not None:
+            text.append(_policy_line(doc, pol, plain, tasks))
     text.append("Worth it: " + _worth(ship, vs_copy, vs_base, base, tasks))
     if max_latency_ms is not None or max_memory_mb is not None or max_bits is not None:
         text.append(
@@ -341,7 +344,22 @@ def _quantization_line(doc: dict, ship: dict, merged: dict, tasks: list[str]) ->
 
 
 def _plain_of(pre: dict, dev: list[dict]) -> dict | None:
-    return next((c for c in dev if c["artifact"] == pre["artifact"] and not c.get("pre")), None)
+    return next((c for c in dev if c["artifact"] == pre["artifact"] and not c.get("pre") and not c.get("policy")), None)
+
+
+def _policy_line(doc: dict, pol: dict, plain: dict, tasks: list[str]) -> str:
+    """A model under its per-task policy (what assist, serve, lsp and check apply by default) against the
+    same model without it, paired on the same rows."""
+    line, signs = against(doc, pol, plain, f"{plain['label']} without it", tasks)
+    hurts = [t for t in tasks if signs.get(t) == -1]
+    helps = [t for t in tasks if signs.get(t) == 1]
+    if hurts:
+        decision = f"it hurts {', '.join(hurts)}: choose the policy again (benchmarks/edit_confidence.py)"
+    elif helps:
+        decision = f"keep it on: it helps {', '.join(helps)} and hurts no task"
+    else:
+        decision = "it changes no task beyond its interval"
+    return f"Under its per-task policy: {line[0].lower()}{line[1:]} Decision: {decision}."
 
 
 def _pre_pass_earns(doc: dict, pre: dict, dev: list[dict], tasks: list[str]) -> bool:

@@ -330,6 +330,38 @@ def test_bench_puts_the_policy_row_beside_the_plain_model(
     assert "tuned fp32 + policy" in ids and "tuned fp32" in ids, sorted(ids)
     pair = {ids["tuned fp32"], ids["tuned fp32 + policy"]}
     assert any({c["a"], c["b"]} == pair for c in doc["comparisons"])  # compared on the same rows
+    cell = tmp_path / "b" / "cells" / f"{ids['tuned fp32 + policy']}.json"
+    made = json.loads(cell.read_text())["spec_fingerprint"]
+    again = bench([str(tuned)], tmp_path / "b", ["cpu"], base=str(tiny_artifact), latency_rows=2, policy=True, **args)
+    assert json.loads(cell.read_text())["spec_fingerprint"] == made and len(again["cells"]) == len(doc["cells"])
+    (tuned / "policy.json").write_text(  # the policy chosen again: its row is benched again, not kept
+        json.dumps({"adapter_fingerprint": "tuned-x", "tasks": {"grammar": {"passes": 2}}})
+    )
+    bench([str(tuned)], tmp_path / "b", ["cpu"], base=str(tiny_artifact), latency_rows=2, policy=True, **args)
+    assert json.loads(cell.read_text())["spec_fingerprint"] != made
+    # --policy-on: only the artifacts it names get the policy row
+    other = tmp_path / "other"
+    shutil.copytree(tuned, other)
+    write_manifest(other, "merged", fingerprint="other-x", format="safetensors", stop_token="<|im_end|>")
+    (other / "policy.json").write_text(json.dumps({"adapter_fingerprint": "other-x", "tasks": {}}))
+    both = [str(tuned), str(other)]
+    doc = bench(
+        both,
+        tmp_path / "c",
+        ["cpu"],
+        base=str(tiny_artifact),
+        latency_rows=2,
+        policy=True,
+        policy_on=[str(other)],
+        **args,
+    )
+    assert [c["path"] for c in doc["cells"] if c.get("policy")] == [str(other)]
+    with pytest.raises(EdgewriteError, match="--policy-on .* is not one of the benched artifacts"):
+        bench(
+            [str(tuned)], tmp_path / "d", ["cpu"], base=str(tiny_artifact), policy=True, policy_on=[str(other)], **args
+        )
+    with pytest.raises(EdgewriteError, match="--policy-on needs --policy"):
+        bench([str(tuned)], tmp_path / "d", ["cpu"], base=str(tiny_artifact), policy_on=[str(tuned)], **args)
 
 
 def test_bench_agreement_teacher_forces_each_export_on_its_fp32_parent(

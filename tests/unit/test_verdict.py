@@ -454,3 +454,32 @@ def test_nothing_within_the_budget_says_so_and_what_to_relax() -> None:
     assert v["ship"] is None and v["text"] == [
         "No tuned artifact on cpu fits the budget; relax --max-latency-ms/--max-memory-mb/--max-bits."
     ]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "decision"),
+    [
+        ({"fluency": {"value": 1.5, "lo": 0.5, "hi": 2.5}}, "keep it on: it helps fluency and hurts no task"),
+        (
+            {"simplification": {"value": -1.0, "lo": -1.8, "hi": -0.2}},
+            "it hurts simplification: choose the policy again",
+        ),
+        ({}, "it changes no task beyond its interval"),
+    ],
+)
+def test_the_policy_row_is_judged_against_the_same_model_without_it(tasks: dict, decision: str) -> None:
+    pol = {**_cell("tuned_q4_policy", "quantized", 41.6, 320, 410, path="tuned_q4"), "policy": "auto"}
+    doc = _doc(
+        [COPY, BASE, MERGED, Q4, pol],
+        [
+            *(_cmp(c["id"], "copy", 11) for c in (MERGED, Q4, pol)),
+            *(_cmp(c["id"], "base", 6.5) for c in (MERGED, Q4, pol)),
+            _cmp("tuned_q4", "tuned_fp32", -0.5),
+            _cmp("tuned_q4_policy", "tuned_fp32", -0.4),
+            _cmp("tuned_q4_policy", "tuned_q4", 0.1, tasks=tasks),
+        ],
+    )
+    (v,) = verdict(doc, None, None)
+    (line,) = [t for t in v["text"] if t.startswith("Under its per-task policy")]
+    assert "against tuned q4 without it (+0.1 [-0.9, +1.1] on the mean)" in line, line
+    assert f"Decision: {decision}" in line, line
