@@ -174,22 +174,26 @@ def _apply_edits(text: str, edits: list[dict]) -> str:
 
 
 def _lsp_round_trip(model: str, text: str) -> tuple[list[dict], str]:
-    """Open ``text``, take the diagnostics, ask for the code actions of all of them and apply the 'apply all'
-    fix: the diagnostics and the text an editor would then hold."""
+    """Open ``text``, take the diagnostics, check that the quick fix of the first one is its own edit, and
+    apply every diagnostic's fix: the diagnostics and the text an editor would then hold."""
     uri = "file:///tmp/edgewrite-user-paths/notes.md"
     lsp = _Lsp("--model", model, "--task", "grammar", "--debounce", "0.05")
     try:
         diags = lsp.open(uri, text)
         rid = lsp.send(
             "textDocument/codeAction",
-            {"textDocument": {"uri": uri}, "range": diags[0]["range"], "context": {"diagnostics": diags}},
+            {"textDocument": {"uri": uri}, "range": diags[0]["range"], "context": {"diagnostics": diags[:1]}},
             request=True,
         )
         actions = lsp.wait(lambda m: m.get("id") == rid)["result"]
     finally:
         lsp.close()
-    every = next(a for a in actions if "apply all" in a["title"]) if len(diags) > 1 else actions[0]
-    return diags, _apply_edits(text, every["edit"]["changes"][uri])
+    quick = [a for a in actions if "apply all" not in a["title"]]
+    assert quick and quick[0]["edit"]["changes"][uri] == [
+        {"range": diags[0]["range"], "newText": diags[0]["data"]["replacement"]}
+    ], actions
+    edits = [{"range": d["range"], "newText": d["data"]["replacement"]} for d in diags]
+    return diags, _apply_edits(text, edits)
 
 
 def test_lsp_with_a_model_that_edits_places_each_fix_with_emoji_and_crlf(stopping_model: dict) -> None:
@@ -217,9 +221,28 @@ def test_lsp_with_the_default_model_on_emoji_and_crlf() -> None:
     lines = text.split("\n")
     for d in diags:
         s, t = d["range"]["start"], d["range"]["end"]
-        assert s["line"] == t["line"] and s["line"] in (2, 4), d
+        assert s["line"] == t["line"] and s["line"] in (0, 2, 4), d  # the heading, the two sentences
         held = _utf16_cut(_utf16_cut(lines[s["line"]], t["character"])[0], s["character"])[1]
         assert held == d["data"]["original"], (held, d)  # the range holds the text the diagnostic names
     fixed = _apply_edits(text, [{"range": d["range"], "newText": d["data"]["replacement"]} for d in diags])
-    assert fixed.count("\r\n") == text.count("\r\n") and "😀 " in fixed and fixed.startswith("# Notes\r\n")
+    assert fixed.count("\r\n") == text.count("\r\n") and "😀 " in fixed and fixed.startswith("# Notes")
     assert "She goes to school" in fixed or "She go to school" not in fixed, fixed
+
+
+def test_assist_with_the_default_model_puts_each_sentence_s_fix_on_its_own_line(tmp_path: Path) -> None:
+    """The model a user gets with no flag, on a document whose sentences need different fixes: each fix
+    lands on its own sentence's line (answers swapped between units, or written into the fence or the front
+    matter, fail), and everything that is not prose is byte for byte the input."""
+    doc = tmp_path / "notes.md"
+    text = (
+        "---\ntitle: go\n---\n\nShe go to school every days.\n\n- The cats is hungry.\n\n"
+        "```\nShe go to school every days.\n```\n"
+    )
+    doc.write_text(text, encoding="utf-8")
+    done = _cli("assist", str(doc), "--task", "grammar", "--out", str(tmp_path / "out.md"), "-q")
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "out.md").read_text(encoding="utf-8").split("\n")
+    before = text.split("\n")
+    assert len(lines) == len(before) and lines[:4] == before[:4] and lines[7:] == before[7:]  # front matter, fence
+    assert "She goes to school" in lines[4] and "cats" not in lines[4], lines
+    assert lines[6].startswith("- ") and "cats are hungry" in lines[6] and "school" not in lines[6], lines
