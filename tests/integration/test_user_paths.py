@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DOC = (
     "---\ntitle: Notes\n---\n# Notes\n\nShe go to school. He dont like it.\n\n- a item here\n- second item\n\n"
     "```python\nx = 1  # code stays.\n```\n\nLast one here.\n"
@@ -23,8 +25,12 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgewrite.cli", *args], capture_output=True, text=True, input=stdin)
 
 
-def test_assist_out_in_place_and_stdout_put_each_edit_in_its_place(stopping_model: dict, tmp_path: Path) -> None:
-    model = str(stopping_model["gguf"])
+@pytest.mark.parametrize("runtime", ["gguf", "onnx"])
+def test_assist_out_in_place_and_stdout_put_each_edit_in_its_place(
+    stopping_model: dict, runtime: str, tmp_path: Path
+) -> None:
+    """llama.cpp (what assist serves) and onnxruntime-genai, the same document, the same placement."""
+    model = str(stopping_model[runtime])
     doc = tmp_path / "doc.md"
     doc.write_text(DOC, encoding="utf-8")
     done = _cli("assist", str(doc), "-m", model, "--task", "grammar", "--out", str(tmp_path / "out.md"), "-q")
@@ -52,11 +58,12 @@ def test_assist_json_gives_each_edit_with_its_place_in_the_document(stopping_mod
     assert sorted((e["line"], e["column"]) for e in edits)[0] == (4, 3)  # the heading's text, after '# '
 
 
-def test_serve_edit_spans_hold_their_text_with_emoji(stopping_model: dict) -> None:
+@pytest.mark.parametrize("runtime", ["gguf", "onnx"])
+def test_serve_edit_spans_hold_their_text_with_emoji(stopping_model: dict, runtime: str) -> None:
     from edgewrite.edit.spans import Suggestion, apply_suggestions
     from tests.integration.test_assist_serve_export import _post, _Server
 
-    srv = _Server(stopping_model["gguf"])
+    srv = _Server(stopping_model[runtime])
     try:
         text = "😀 She go home. Ünïcödé here too."
         status, body = _post(srv.url + "/v1/edit", json.dumps({"text": text, "task": "grammar"}).encode())
