@@ -50,10 +50,13 @@ def test_quantize_with_an_explicit_type(tiny_model_dir: Path, tmp_path: Path) ->
     assert manifest["details"]["type"] == "Q4_0" and "gguf artifact written" in done.stdout
 
 
-def test_eval_writes_eval_json_and_every_row(stopping_model: dict, data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["gguf", "onnx"])
+def test_eval_writes_eval_json_and_every_row(
+    stopping_model: dict, data_dir: Path, tmp_path: Path, runtime: str
+) -> None:
     out = tmp_path / "eval"
     done = _cli(
-        "eval", str(stopping_model["gguf"]), "--tasks", "paraphrase", "--data-dir", str(data_dir), "--out", str(out)
+        "eval", str(stopping_model[runtime]), "--tasks", "paraphrase", "--data-dir", str(data_dir), "--out", str(out)
     )
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "eval.json").read_text())
@@ -80,6 +83,12 @@ def test_bench_then_report_with_budget_flags(stopping_model: dict, data_dir: Pat
     assert "Budget: edit p50 ≤ 100000 ms, peak RSS ≤ 100000 MB." in md and "Ship **tuned gguf Q8_0**" in md
     done = _cli("report", str(out), "--max-latency-ms", "0.001")
     assert done.returncode == 0 and "fits the budget" in done.stdout
+    # the ONNX export of the same model benched beside it (the GGUF cells kept): the same answers
+    done = _cli("bench", *args[:1], str(stopping_model["onnx"]), *args[1:], "--threads", "2", "--latency-rows", "4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads((out / "bench.json").read_text())
+    onnx = next(c for c in doc["cells"] if c.get("format") == "onnx")
+    assert onnx["stopped_fraction"] == 1.0 and onnx["quality"]["headline"] == gguf["quality"]["headline"]
 
 
 def test_serve_answers_and_stops_on_sigint(stopping_model: dict) -> None:

@@ -253,3 +253,24 @@ def test_assist_with_the_default_model_puts_each_sentence_s_fix_on_its_own_line(
     assert len(lines) == len(before) and lines[:4] == before[:4] and lines[7:] == before[7:]  # front matter, fence
     assert "She goes to school" in lines[4] and "cats" not in lines[4], lines
     assert lines[6].startswith("- ") and "cats are hungry" in lines[6] and "school" not in lines[6], lines
+
+
+def test_a_gptq_export_goes_through_assist_and_serve(stopping_model: dict, tmp_path: Path) -> None:
+    """GPT-QModel's export of the same model (8-bit, calibrated on its own training rows): assist places
+    every edit exactly as llama.cpp's and onnxruntime-genai's exports do, and serve answers /v1/edit."""
+    from edgewrite.quantize import quantize
+    from tests.integration.test_assist_serve_export import _post, _Server
+
+    merged = stopping_model["hf"]
+    gptq, _ = quantize(str(merged), "gptq", 8, out=tmp_path / "gptq", calibration=merged.parent / "data", samples=16)
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC, encoding="utf-8")
+    done = _cli("assist", str(doc), "-m", str(gptq), "--task", "grammar", "--out", str(tmp_path / "out.md"), "-q")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.md").read_text(encoding="utf-8") == EDITED
+    srv = _Server(gptq)
+    try:
+        status, body = _post(srv.url + "/v1/edit", json.dumps({"text": "She go home.", "task": "grammar"}).encode())
+    finally:
+        srv.close()
+    assert status == 200 and body["output"] == "Fine.", body
