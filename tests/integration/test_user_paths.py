@@ -255,9 +255,11 @@ def test_assist_with_the_default_model_puts_each_sentence_s_fix_on_its_own_line(
     assert lines[6].startswith("- ") and "cats are hungry" in lines[6] and "school" not in lines[6], lines
 
 
-def test_a_gptq_export_goes_through_assist_and_serve(stopping_model: dict, tmp_path: Path) -> None:
+def test_a_gptq_export_goes_through_assist_serve_eval_and_bench(stopping_model: dict, tmp_path: Path) -> None:
     """GPT-QModel's export of the same model (8-bit, calibrated on its own training rows): assist places
-    every edit exactly as llama.cpp's and onnxruntime-genai's exports do, and serve answers /v1/edit."""
+    every edit exactly as llama.cpp's and onnxruntime-genai's exports do, serve answers /v1/edit, eval scores
+    every dev row from the GPTQ runtime's own answers, and bench measures it beside the GGUF export with the
+    same answers."""
     from edgewrite.quantize import quantize
     from tests.integration.test_assist_serve_export import _post, _Server
 
@@ -274,3 +276,27 @@ def test_a_gptq_export_goes_through_assist_and_serve(stopping_model: dict, tmp_p
     finally:
         srv.close()
     assert status == 200 and body["output"] == "Fine.", body
+
+    data = tmp_path / "data"
+    rows = [
+        {"task": "paraphrase", "source": f"The meeting {i} was postponed.", "references": [f"Meeting {i} moved."]}
+        for i in range(3)
+    ]
+    for name in ("stsb", "mrpc"):
+        (data / name).mkdir(parents=True)
+        (data / name / "dev.jsonl").write_text(
+            "".join(json.dumps({**r, "id": f"{name}{i}"}) + "\n" for i, r in enumerate(rows))
+        )
+    done = _cli("eval", str(gptq), "--tasks", "paraphrase", "--data-dir", str(data), "--out", str(tmp_path / "eval"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    outputs = [json.loads(x) for x in (tmp_path / "eval" / "rows.jsonl").read_text().splitlines()]
+    assert result["artifact"] == str(gptq) and result["rows"] == len(outputs) == 6, result
+    assert {r["output"] for r in outputs} == {"Fine."} and {r["finish"] for r in outputs} == {"stop"}
+    args = [str(gptq), str(stopping_model["gguf"]), "--tasks", "paraphrase", "--data-dir", str(data)]
+    done = _cli("bench", *args, "--out", str(tmp_path / "bench"), "--threads", "2", "--latency-rows", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cells = {c.get("format"): c for c in json.loads((tmp_path / "bench" / "bench.json").read_text())["cells"]}
+    assert cells["gptq"]["stopped_fraction"] == cells["gguf"]["stopped_fraction"] == 1.0, cells["gptq"]
+    assert cells["gptq"]["quality"]["sets"] == cells["gguf"]["quality"]["sets"], cells["gptq"]["quality"]
+    assert cells["gptq"]["edit_latency_ms"]["p50"] > 0
