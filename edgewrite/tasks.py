@@ -251,6 +251,13 @@ def build_prompt(tokenizer: Any, instruction: str, text: str, style: str = "chat
     if style == "alpaca":
         template = ALPACA_TEMPLATE if text else ALPACA_TEMPLATE_NO_INPUT
         return _bos(tokenizer) + template.format(instruction=instruction, input=text)
+    if not getattr(tokenizer, "chat_template", None):
+        from edgewrite.errors import EdgewriteError
+
+        raise EdgewriteError(
+            f"prompt_style '{style}' needs a chat template and this model's tokenizer has none (a base model): "
+            "set prompt_style: alpaca in the recipe's data section"
+        )
     messages = chat_messages([{"role": "user", "content": user_message(instruction, text)}], style)
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

@@ -24,7 +24,7 @@ def export(model_dir: Path, out: Path, precision: str, device: str) -> dict[str,
         cmd = [
             sys.executable,
             "-m",
-            "onnxruntime_genai.models.builder",
+            "edgewrite.quantize.genai_builder",  # the builder itself, with a fix for Gemma 3's RoPE config
             "-i",
             str(model_dir),
             "-o",
@@ -40,12 +40,27 @@ def export(model_dir: Path, out: Path, precision: str, device: str) -> dict[str,
     if done.returncode != 0:
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         raise EdgewriteError(f"onnxruntime-genai builder failed: {lines[-1] if lines else '(no output)'}")
+    _drop_null_tokenizer_fields(out / "tokenizer_config.json")
     config = json.loads((out / "genai_config.json").read_text())
     return {
         "onnx_file": config["model"]["decoder"]["filename"],
         "precision": precision,
         "execution_provider": "cuda" if device == "cuda" else "cpu",
     }
+
+
+def _drop_null_tokenizer_fields(path: Path) -> None:
+    """onnxruntime-genai's tokenizer refuses a null string field ("type must be string, but is null"), which
+    transformers writes for a tokenizer whose chat template was unset (a base model's); HF reads an absent key
+    and a null one alike, so the nulls are dropped (written to a temporary name, then renamed)."""
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    kept = {k: v for k, v in config.items() if v is not None}
+    if kept != config:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
+        tmp.replace(path)
 
 
 def read_back(out: Path, details: dict[str, Any]) -> dict[str, Any]:

@@ -85,10 +85,16 @@ class OnnxRuntime:
                 common += 1
             common = min(common, len(tokens) - 1)
             if common > 0:
-                gen.rewind_to(common)
-                gen.append_tokens(tokens[common:])
-                self._kept = (gen, max_length, list(tokens))
-                return gen
+                try:
+                    gen.rewind_to(common)
+                except RuntimeError:
+                    # a sliding-window KV cache (Gemma 3's local layers) has already evicted that prefix once
+                    # the last request ran past its window: nothing to reuse, so start a new generator
+                    pass
+                else:
+                    gen.append_tokens(tokens[common:])
+                    self._kept = (gen, max_length, list(tokens))
+                    return gen
         params = og.GeneratorParams(self.model)
         params.set_search_options(do_sample=False, max_length=max_length)
         gen = og.Generator(self.model, params)
