@@ -50,7 +50,13 @@ class OnnxRuntime:
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.context = genai["model"].get("context_length", 2048)
         self.vocab = genai["model"]["vocab_size"]
-        self.keep_length = min(self.context, 1024)  # the kept generator's budget: prompt + answer of one unit
+        # a sliding-window model's KV cache (Gemma 3's local layers) must hold at least its window, whatever the
+        # request's length: every generator's budget is at least that
+        window = (genai["model"]["decoder"].get("sliding_window") or {}).get("window_size") or 0
+        self.min_length = min(self.context, window)
+        self.keep_length = min(
+            self.context, max(1024, window)
+        )  # the kept generator's budget: one unit's prompt + answer
         self._kept: Any = None
         self.prefix_cache = True  # rewind the kept generator to the common prefix of the previous request
 
@@ -61,7 +67,7 @@ class OnnxRuntime:
         og = self.og
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         params = og.GeneratorParams(self.model)
-        params.set_search_options(do_sample=False, max_length=len(ids) + 1)
+        params.set_search_options(do_sample=False, max_length=max(len(ids) + 1, self.min_length))
         gen = og.Generator(self.model, params)
         gen.append_tokens(ids)
         return np.asarray(gen.get_logits(), dtype=np.float32).reshape(-1)[-self.vocab :]
@@ -74,7 +80,7 @@ class OnnxRuntime:
         reused (same length budget), else a new one."""
         og = self.og
         need = len(tokens) + limit
-        max_length = self.keep_length if need <= self.keep_length else min(self.context, need)
+        max_length = self.keep_length if need <= self.keep_length else min(self.context, max(need, self.min_length))
         kept = getattr(self, "_kept", None) if self.prefix_cache else None
         if kept is not None and kept[1] == max_length:
             gen, _, previous = kept
