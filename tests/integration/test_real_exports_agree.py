@@ -1,7 +1,8 @@
 """The formats users get, on real weights, against their fp32 parent, teacher-forced over whole answers
 (`measure.agreement`) and by greedy text: the served export of the shipped model (Q4_0 with its 28 lifted
-layers in Q8_0, rounded as AutoRound tuned it) against the shipped merge, and ONNX int4 and GPTQ 4-bit of
-the embedded SmolLM2-135M against its dequantized weights.
+layers in Q8_0, rounded as AutoRound tuned it) against the shipped merge, and ONNX int4, GPTQ 4-bit and GGUF
+Q4_K_M (a real K-quant path: 16 Q4_K and 14 Q6_K tensors) of the embedded SmolLM2-135M against its dequantized
+weights.
 
 Measured (AMD EPYC, 2 threads, 6 answers of up to 40 tokens): see MEASURED; each bar sits below its measured
 value with room for another machine's kernels.
@@ -24,8 +25,13 @@ TEXTS = {
     "fluency": ["Yesterday I have went to the market for buy some apple."],
 }
 # format: (min token agreement, min share of greedy answers identical); MEASURED: what they were here
-BARS = {"served": (0.95, 0.5), "onnx-int4": (0.85, 0.15), "gptq-4bit": (0.83, 0.15)}
-MEASURED = {"served": (1.000, 1.00), "onnx-int4": (0.895, 0.33), "gptq-4bit": (0.882, 0.33)}  # AMD EPYC, 2 threads
+BARS = {"served": (0.95, 0.5), "onnx-int4": (0.85, 0.15), "gptq-4bit": (0.83, 0.15), "gguf-q4_k_m": (0.87, 0.15)}
+MEASURED = {
+    "served": (1.000, 1.00),
+    "onnx-int4": (0.895, 0.33),
+    "gptq-4bit": (0.882, 0.33),
+    "gguf-q4_k_m": (0.921, 0.33),
+}  # AMD EPYC, 2 threads
 
 
 def _parent_rows(model_dir: Path, style: str) -> list[dict]:
@@ -60,9 +66,13 @@ def test_the_served_export_follows_the_shipped_merge() -> None:
     _check(served_artifact(), rows, "served")
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("onnx-int4", "onnx"), ("gptq-4bit", "gptq")])
-def test_onnx_and_gptq_follow_the_embedded_model(name: str, fmt: str, default_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "fmt"), [("onnx-int4", "onnx"), ("gptq-4bit", "gptq"), ("gguf-q4_k_m", "gguf")])
+def test_onnx_gptq_and_k_quants_follow_the_embedded_model(
+    name: str, fmt: str, default_model_dir: Path, tmp_path: Path
+) -> None:
     from edgewrite.quantize import quantize
 
-    export, _ = quantize(str(default_model_dir), fmt, 4, out=tmp_path / name, samples=32)
+    export, manifest = quantize(str(default_model_dir), fmt, 4, out=tmp_path / name, samples=32)
+    if fmt == "gguf":  # a real 4-bit K-quant path: ffn_down's rows (1,536) divide by 256: 16 Q4_K + 14 Q6_K here
+        assert manifest["details"]["tensor_types"].get("Q4_K", 0) >= 16, manifest["details"]["tensor_types"]
     _check(export, _parent_rows(default_model_dir, "chat"), name)
