@@ -23,7 +23,7 @@ CUDA_OVERHEAD = 1.0 * GIB  # CUDA context, allocator slack, NCCL buffers: measur
 
 # Hub ids that the GPU recipes name, with their shapes, for a machine that cannot read the hub: the
 # config.json values of those repositories (vocab, hidden, intermediate, layers, heads, kv heads, tied).
-KNOWN_SHAPES: dict[str, tuple[int, int, int, int, int, int, bool]] = {
+KNOWN_SHAPES: dict[str, tuple[int, ...]] = {
     "huggyllama/llama-7b": (32000, 4096, 11008, 32, 32, 32, False),
     "meta-llama/Llama-2-7b-hf": (32000, 4096, 11008, 32, 32, 32, False),
     "meta-llama/Meta-Llama-3-8B": (128256, 4096, 14336, 32, 32, 8, False),
@@ -32,6 +32,9 @@ KNOWN_SHAPES: dict[str, tuple[int, int, int, int, int, int, bool]] = {
     "TinyLlama/TinyLlama-1.1B-Chat-v1.0": (32000, 2048, 5632, 22, 32, 4, False),
     "HuggingFaceTB/SmolLM2-135M-Instruct": (49152, 576, 1536, 30, 9, 3, True),
     "HuggingFaceTB/SmolLM2-360M-Instruct": (49152, 960, 2560, 32, 15, 5, True),
+    # Gemma 3 270M (the optional `gemma3-270m` model): heads of 256, wider than hidden / heads
+    "google/gemma-3-270m": (262144, 640, 2048, 18, 4, 1, True, 256),
+    "gemma3-270m": (262144, 640, 2048, 18, 4, 1, True, 256),
 }
 
 

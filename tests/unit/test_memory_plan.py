@@ -115,3 +115,7 @@ def test_a_config_s_own_head_dim_sizes_the_attention_projections() -> None:
     assert shape.linear_shapes()["q_proj"] == (640, 1024) and shape.linear_shapes()["k_proj"] == (640, 256)
     # within its extra q/k and feed-forward norms (32,256) of the 268,098,176 transformers loads
     assert abs(shape.params - 268_098_176) < 40_000
+    # the optional `gemma3-270m` model is planned from its known shape, without its package or a download
+    from edgewrite.memory import model_shape
+
+    assert model_shape("gemma3-270m") == model_shape("google/gemma-3-270m") == shape
