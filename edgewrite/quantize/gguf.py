@@ -265,7 +265,7 @@ def export_with_lora(
 
 
 def tensor_types(path: Path) -> dict[str, int]:
-    from gguf import GGUFReader
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     reader = GGUFReader(str(path))
     return dict(Counter(t.tensor_type.name for t in reader.tensors))
@@ -273,7 +273,7 @@ def tensor_types(path: Path) -> dict[str, int]:
 
 def read_back(out: Path, details: dict[str, Any]) -> dict[str, Any]:
     """The chat template and end-of-turn ids as stored in the GGUF file itself."""
-    from gguf import GGUFReader
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     reader = GGUFReader(str(out / details["gguf_file"]))
 

@@ -86,7 +86,7 @@ def _digest(tensor: Any) -> str:
 def build(tuned: Path, reference: Path, out: Path, model_fingerprint: str | None) -> dict[str, Any]:
     """The rounding of ``tuned`` (a Q4_0 GGUF) relative to ``reference`` (the same model's F16 GGUF from
     llama.cpp's converter), written to ``out``. Returns its summary."""
-    from gguf import GGUFReader
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     tuned_r, ref_r = GGUFReader(str(tuned)), GGUFReader(str(reference))
     refs = {t.name: t for t in ref_r.tensors}
@@ -161,7 +161,7 @@ def overrides(meta: dict[str, Any]) -> list[tuple[str, str]]:
 
 def apply(path: Path, reference: Path, target: Path, log=print) -> dict[str, Any]:
     """Rewrite the tuned tensors of ``target`` (a Q4_0 GGUF llama.cpp wrote from ``reference``) in place."""
-    from gguf import GGUFReader
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     meta = read_meta(path)
     entries = {e["name"]: e for e in meta["tensors"]}

@@ -51,8 +51,9 @@ def test_gguf_records_type_mix_and_fallbacks(artifacts: dict) -> None:
 
 
 def test_gguf_file_carries_the_chat_template(artifacts: dict, tiny_model_dir: Path) -> None:
-    from gguf import GGUFReader
     from transformers import AutoTokenizer
+
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     details = json.loads((artifacts["gguf-q4"] / "manifest.json").read_text())["details"]
     reader = GGUFReader(str(artifacts["gguf-q4"] / details["gguf_file"]))
@@ -129,7 +130,8 @@ def test_gguf_imatrix_and_tensor_type_overrides_reach_llama_cpp(artifacts: dict,
     """--imatrix collects llama-imatrix's statistic (mean squared input per column) from training rows and
     llama.cpp rounds with it; --tensor-type PATTERN=TYPE puts the matching tensors in another type."""
     import numpy as np
-    from gguf import GGUFReader
+
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     data = artifacts["gptq-4bit"].parent / "data"
     root = artifacts["gguf-q4"].parent
@@ -247,8 +249,8 @@ def test_autoround_tunes_the_rounding_into_a_plain_llama_cpp_file(artifacts: dic
     type; llama.cpp loads it as any Q4_0 file, its logits follow the fp32 model's, and its weights are not
     the round-to-nearest ones llama.cpp's quantizer writes."""
     import numpy as np
-    from gguf import GGUFReader
 
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
     from edgewrite.runtimes.hf import HFRuntime
 
     data = artifacts["gptq-4bit"].parent / "data"
@@ -331,9 +333,8 @@ def test_autoround_lifts_the_layers_a_tensor_type_names_to_q8_0(artifacts: dict,
     """--autoround with --tensor-type PATTERN=Q8_0: the layers whose GGUF names match are tuned and written
     in Q8_0 (llama.cpp's Q4_K_M lifts attn_v and ffn_down the same way), the rest in Q4_0; the rounding file
     keeps both, so --rounding rebuilds the file byte for byte; the bench names it by what was lifted."""
-    from gguf import GGUFReader
-
     from edgewrite.bench import describe
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     data = artifacts["gptq-4bit"].parent / "data"
     root = artifacts["gguf-q4"].parent
