@@ -235,11 +235,11 @@ def _entries(
     """What to bench (the base model first, then the artifacts, their pre-pass variants and the systems)
     and the training sources none of them may be scored on."""
     from edgewrite.evaluate import training_keys
-    from edgewrite.models import resolve_model
+    from edgewrite.shipped import artifact_path
 
-    base_path = resolve_model(base).path if base == BASE else Path(base)
+    base_path = artifact_path(base)  # a model name ('default', 'gemma3-270m'), a .gguf file or a model folder
     # the untuned base model is always benched: listing it too (by name or path) benches it once
-    is_base = [a in (BASE, base) or (Path(a).exists() and Path(a).resolve() == base_path.resolve()) for a in artifacts]
+    is_base = [a == base or (Path(a).exists() and Path(a).resolve() == base_path.resolve()) for a in artifacts]
     paths = [base_path] + [Path(a) for a, b in zip(artifacts, is_base, strict=True) if not b and a not in systems]
     entries, exclude, dev_fraction = [], set(), 0.1
     for p in paths:
@@ -592,6 +592,7 @@ def _agreements(cells: list[dict], out: Path, per_task: int, threads: int | None
     cell file (and reused while the two cells and the sample size stay the same)."""
     from edgewrite.measure import agreement, parent_rows
     from edgewrite.runtimes import load_runtime
+    from edgewrite.tasks import style_of
 
     for c in cells:
         parent = fp32_parent(cells, c)
@@ -604,7 +605,7 @@ def _agreements(cells: list[dict], out: Path, per_task: int, threads: int | None
         progress.log(f"{c['label']}: teacher-forced on {parent['label']}'s answers ({len(rows)} rows)")
         runtime, manifest = load_runtime(Path(c["path"]), threads=threads, batch_size=1)
         try:
-            found = agreement(runtime, rows, manifest["stop_token"], manifest.get("prompt_style", "chat"))
+            found = agreement(runtime, rows, manifest["stop_token"], style_of(manifest, runtime.tokenizer))
             c["agreement"] = {**found, "parent": parent["label"], "key": key}
         except EdgewriteError as e:
             progress.log(f"{c['label']}: no agreement ({e})")

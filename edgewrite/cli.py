@@ -389,7 +389,7 @@ def generate(
 ) -> None:
     """Edit one text with any model artifact (the runtime is picked from its manifest)."""
     from edgewrite.runtimes import load_runtime
-    from edgewrite.tasks import build_prompt, get_task, register_from
+    from edgewrite.tasks import build_prompt, get_task, register_from, style_of
 
     register_from(model or "")  # a model tuned on custom tasks knows them
     spec = get_task(task)
@@ -399,7 +399,7 @@ def generate(
     path = _artifact_path(model) if model else _default_artifact(device)
     runtime, manifest = load_runtime(path, device=device)
     prompt = build_prompt(
-        runtime.tokenizer, instruction or spec.default_instruction, text, manifest.get("prompt_style", "chat")
+        runtime.tokenizer, instruction or spec.default_instruction, text, style_of(manifest, runtime.tokenizer)
     )
     (g,) = runtime.generate([prompt], max_new_tokens=max_new_tokens)
     sys.stdout.write(g.text + "\n")  # the answer alone, unwrapped: `$(edgewrite generate ...)` gets just it
@@ -833,6 +833,13 @@ def bench(
             "--policy-on", help="Comma-separated artifacts that get the --policy variant (default: all listed)."
         ),
     ] = None,
+    base: Annotated[
+        str,
+        typer.Option(
+            help="The untuned model benched beside them: 'default' (SmolLM2-135M-Instruct), 'gemma3-270m', a "
+            ".gguf file or a model folder; give the base your artifacts were tuned from."
+        ),
+    ] = "default",
     data_dir: DataDir = None,
     train_data: Annotated[
         list[Path] | None,
@@ -881,6 +888,7 @@ def bench(
         data_dir,
         quiet=quiet,
         command=command,
+        base=base,
         rescore=rescore,
         latency_rows=latency_rows,
         pre=pre,

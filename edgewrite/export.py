@@ -60,8 +60,10 @@ def ollama_modelfile(artifact: Path, out: Path) -> Path:
         )
     from transformers import AutoTokenizer
 
+    from edgewrite.tasks import style_of
+
     tokenizer = AutoTokenizer.from_pretrained(artifact)
-    style = manifest.get("prompt_style", "chat")
+    style = style_of(manifest, tokenizer)
     family = template_family(tokenizer.chat_template or "", style)
     template = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA}[family]
     gguf = (artifact / manifest["details"]["gguf_file"]).resolve()

@@ -259,7 +259,10 @@ class _Served:
 
     @property
     def style(self) -> str:
-        return self.manifest.get("prompt_style", "chat")
+        from edgewrite.tasks import style_of
+
+        runtime = getattr(self.editor, "runtime", None)
+        return style_of(self.manifest, runtime.tokenizer) if runtime is not None else "chat"
 
     def enqueue(self, job: Job) -> Any:
         try:

@@ -67,13 +67,16 @@ def served_artifact(log: Callable[[str], None] | None = None) -> Path:
 
 
 def artifact_path(ref: str, log: Callable[[str], None] | None = None) -> Path:
-    """The folder a model reference names: 'default', 'writing' (as served), 'writing:fp32', or a path."""
-    from edgewrite.models import DEFAULT, WRITING, resolve_model
+    """The folder a model reference names: 'default', 'gemma3-270m' (untuned), 'writing' (as served),
+    'writing:fp32', a .gguf file (its dequantized copy), or a path."""
+    from edgewrite.models import DEFAULT, GEMMA, WRITING, resolve_model
 
+    if Path(ref).is_file() and ref.endswith(".gguf"):
+        return resolve_model(ref).path
     if Path(ref).exists():
         return Path(ref)
-    if ref == DEFAULT:
-        return resolve_model(DEFAULT).path
+    if ref in (DEFAULT, GEMMA):
+        return resolve_model(ref).path
     if ref == WRITING:
         return served_artifact(log)
     if ref == WRITING_FP32:

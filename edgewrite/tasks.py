@@ -239,6 +239,16 @@ def user_message(instruction: str, text: str) -> str:
 PROMPT_STYLES = ("chat", "chat-nosystem", "alpaca")
 
 
+def style_of(manifest: dict, tokenizer: Any) -> str:
+    """The prompt style an artifact is served with: its manifest's (every tuned artifact records the style it
+    was trained on); an untuned model names none: its chat template, or the Writing-Alpaca prompt for a base
+    model that has no chat template (Gemma 3 270M's GGUF)."""
+    style = manifest.get("prompt_style")
+    if style:
+        return style
+    return "chat" if getattr(tokenizer, "chat_template", None) else "alpaca"
+
+
 def chat_messages(messages: list[dict[str, str]], style: str = "chat") -> list[dict[str, str]]:
     """A conversation as the style renders it: chat-nosystem adds an empty system turn if none is given."""
     if style == "chat-nosystem" and not any(m["role"] == "system" for m in messages):

@@ -98,6 +98,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_base(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama as an untuned base model (`edgewrite bench --base`): a bench's base row costs seconds, not
+    the embedded 135M model's minute."""
+    import shutil
+
+    from edgewrite.artifacts import write_manifest
+
+    out = tmp_path_factory.mktemp("tiny-base") / "tiny"
+    shutil.copytree(tiny_model_dir, out)
+    write_manifest(out, "base", fingerprint="tiny-base", format="safetensors", stop_token="<|im_end|>")
+    return out
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

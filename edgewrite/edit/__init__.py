@@ -177,7 +177,9 @@ def load_editor(
         from edgewrite.runtimes import load_runtime
 
         runtime, manifest = load_runtime(artifact, device=device, threads=threads, batch_size=batch_size, n_ctx=n_ctx)
-        editor = ModelEditor(runtime, manifest.get("prompt_style", "chat"))
+        from edgewrite.tasks import style_of
+
+        editor = ModelEditor(runtime, style_of(manifest, runtime.tokenizer))
         chosen = None
         if policy is not None:
             where = None if str(policy) == "auto" else Path(policy)

@@ -233,6 +233,8 @@ def quantize(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    from edgewrite.tasks import style_of
+
     stop = parent.get("stop_token") or tokenizer.eos_token
     stop_id = tokenizer.convert_tokens_to_ids(stop)
     if rounding_meta and rounding_meta.get("model_fingerprint") != parent.get("fingerprint"):
@@ -297,7 +299,7 @@ def quantize(
     ] = []  # calibration text (training rows as tuned on) for --rounding imatrix and --rounding autoround
     if compute or autoround:
         rows, calibration_source = calibration_rows(parent, calibration, samples)
-        texts = calibration_texts(rows, tokenizer, parent.get("prompt_style", "chat"), stop)
+        texts = calibration_texts(rows, tokenizer, style_of(parent, tokenizer), stop)
     with staged_dir(out) as tmp:
         if fmt == "gguf":
             matrix = tmp / "imatrix.npz" if imatrix else None
@@ -339,7 +341,7 @@ def quantize(
         elif fmt == "gptq":
             rows, calibration_source = calibration_rows(parent, calibration, samples)
             details = backend.export(
-                model_dir, tmp, bits, group_size, rows, tokenizer, parent.get("prompt_style", "chat"), stop, device
+                model_dir, tmp, bits, group_size, rows, tokenizer, style_of(parent, tokenizer), stop, device
             )
             details["calibration_source"] = calibration_source
         else:
@@ -364,7 +366,7 @@ def quantize(
             },
             base_model=parent.get("base_model") or {"ref": model},
             data=parent.get("data"),
-            prompt_style=parent.get("prompt_style", "chat"),
+            prompt_style=style_of(parent, tokenizer),
             stop_token=stop,
             chat_template_sha256=fingerprint(tokenizer.chat_template or ""),
             readback={k: v for k, v in readback.items() if k != "chat_template"},

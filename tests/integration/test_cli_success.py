@@ -67,14 +67,18 @@ def test_eval_writes_eval_json_and_every_row(
     assert lo <= result["headline"]["paraphrase"] <= hi and "paraphrase:" in done.stdout
 
 
-def test_bench_then_report_with_budget_flags(stopping_model: dict, data_dir: Path, tmp_path: Path) -> None:
+def test_bench_then_report_with_budget_flags(
+    stopping_model: dict, tiny_base: Path, data_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "bench"
     args = [str(stopping_model["gguf"]), "--tasks", "paraphrase", "--data-dir", str(data_dir), "--out", str(out)]
-    done = _cli("bench", *args, "--threads", "2", "--latency-rows", "4")
+    done = _cli("bench", *args, "--base", str(tiny_base), "--threads", "2", "--latency-rows", "4")
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads((out / "bench.json").read_text())
     labels = [c["label"] for c in doc["cells"]]
     assert labels[0].startswith("copy") and "harper (rule-based)" in labels and len(labels) == 4
+    base = next(c for c in doc["cells"] if c["label"] == "base fp32 (untuned)")
+    assert base["path"] == str(tiny_base)  # --base: the untuned row is the model the artifacts were tuned from
     gguf = next(c for c in doc["cells"] if c.get("format") == "gguf")
     assert gguf["stopped_fraction"] == 1.0 and gguf["edit_latency_ms"]["p50"] > 0
     done = _cli("report", str(out), "--max-latency-ms", "100000", "--max-memory-mb", "100000")
@@ -84,7 +88,8 @@ def test_bench_then_report_with_budget_flags(stopping_model: dict, data_dir: Pat
     done = _cli("report", str(out), "--max-latency-ms", "0.001")
     assert done.returncode == 0 and "fits the budget" in done.stdout
     # the ONNX export of the same model benched beside it (the GGUF cells kept): the same answers
-    done = _cli("bench", *args[:1], str(stopping_model["onnx"]), *args[1:], "--threads", "2", "--latency-rows", "4")
+    again = [*args[:1], str(stopping_model["onnx"]), *args[1:], "--base", str(tiny_base)]
+    done = _cli("bench", *again, "--threads", "2", "--latency-rows", "4")
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads((out / "bench.json").read_text())
     onnx = next(c for c in doc["cells"] if c.get("format") == "onnx")

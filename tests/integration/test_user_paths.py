@@ -255,7 +255,9 @@ def test_assist_with_the_default_model_puts_each_sentence_s_fix_on_its_own_line(
     assert lines[6].startswith("- ") and "cats are hungry" in lines[6] and "school" not in lines[6], lines
 
 
-def test_a_gptq_export_goes_through_assist_serve_eval_and_bench(stopping_model: dict, tmp_path: Path) -> None:
+def test_a_gptq_export_goes_through_assist_serve_eval_and_bench(
+    stopping_model: dict, tiny_base: Path, tmp_path: Path
+) -> None:
     """GPT-QModel's export of the same model (8-bit, calibrated on its own training rows): assist places
     every edit exactly as llama.cpp's and onnxruntime-genai's exports do, serve answers /v1/edit, eval scores
     every dev row from the GPTQ runtime's own answers, and bench measures it beside the GGUF export with the
@@ -294,6 +296,7 @@ def test_a_gptq_export_goes_through_assist_serve_eval_and_bench(stopping_model: 
     assert result["artifact"] == str(gptq) and result["rows"] == len(outputs) == 6, result
     assert {r["output"] for r in outputs} == {"Fine."} and {r["finish"] for r in outputs} == {"stop"}
     args = [str(gptq), str(stopping_model["gguf"]), "--tasks", "paraphrase", "--data-dir", str(data)]
+    args += ["--base", str(tiny_base)]
     done = _cli("bench", *args, "--out", str(tmp_path / "bench"), "--threads", "2", "--latency-rows", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     cells = {c.get("format"): c for c in json.loads((tmp_path / "bench" / "bench.json").read_text())["cells"]}

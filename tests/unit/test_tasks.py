@@ -5,6 +5,7 @@ from edgewrite.tasks import (
     build_prompt,
     pick_instruction,
     stop_text,
+    style_of,
     user_message,
 )
 
@@ -39,3 +40,16 @@ def test_alpaca_prompt() -> None:
     p = build_prompt(_FakeTok(), "Simplify", "Long words.", style="alpaca")
     assert p == ALPACA_TEMPLATE.format(instruction="Simplify", input="Long words.")
     assert stop_text(_FakeTok(), "alpaca") == "</s>"
+
+
+def test_an_untuned_model_is_prompted_by_its_chat_template_or_else_alpaca() -> None:
+    """A tuned artifact's manifest names the style it was trained on; an untuned base names none: its chat
+    template if it has one, the Writing-Alpaca prompt if not (a base model such as Gemma 3 270M's GGUF)."""
+
+    class Tok:
+        def __init__(self, template: str | None) -> None:
+            self.chat_template = template
+
+    assert style_of({"prompt_style": "chat-nosystem"}, Tok(None)) == "chat-nosystem"
+    assert style_of({"kind": "base"}, Tok("{{ messages }}")) == "chat"
+    assert style_of({"kind": "base"}, Tok(None)) == style_of({"prompt_style": None}, Tok("")) == "alpaca"
