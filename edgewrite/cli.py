@@ -837,7 +837,7 @@ def bench(
         str,
         typer.Option(
             help="The untuned model benched beside them: 'default' (SmolLM2-135M-Instruct), 'gemma3-270m', a "
-            ".gguf file or a model folder; give the base your artifacts were tuned from."
+            ".gguf file or an edgewrite model folder; give the base your artifacts were tuned from."
         ),
     ] = "default",
     data_dir: DataDir = None,

@@ -242,6 +242,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ),
         ("bench-out-is-file", ["bench", "--out", "{w}/empty.txt", "--data-dir", "{w}/jsonl"], "is a file"),
         ("bench-threads-zero", ["bench", "--threads", "0", "--out", "{w}/b8"], "--threads"),
+        ("bench-base-missing", ["bench", "--base", "{w}/nope", "--out", "{w}/b12"], "does not exist"),
         # report
         ("report-missing", ["report", "{w}/nope"], "no bench.json"),
         ("report-empty-dir", ["report", "{w}/empty_dir"], "no bench.json"),
