@@ -216,6 +216,28 @@ def merge(
 
 
 @app.command()
+def mix(
+    parts: Annotated[
+        list[str],
+        typer.Argument(
+            help="Adapters as FOLDER:WEIGHT (FOLDER alone weighs 1); 'writing' is the shipped adapter. "
+            "All of one base model, e.g. writing:0.5 runs/mine/adapter:0.5."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder: an adapter, for `edgewrite merge`.")],
+    force: Force = False,
+) -> None:
+    """Sum LoRA adapters of one base model, weighted, into one exact LoRA adapter (a model soup)."""
+    from edgewrite.mix import mix as run_mix
+    from edgewrite.mix import parse_part
+
+    manifest = run_mix([parse_part(p) for p in parts], out, force=force)
+    console.print(
+        f"mixed adapter (rank {manifest['train']['lora_r']}) written to {out}; fold it in with `edgewrite merge {out}`"
+    )
+
+
+@app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/quickstart.yaml.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key.")] = None,

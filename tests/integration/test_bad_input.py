@@ -137,6 +137,11 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("merge-bench", ["merge", "{w}/bench"], "no manifest.json"),
         ("merge-manifest-shape", ["merge", "{w}/manifest_shape"], "manifest.json"),
         ("merge-model-not-adapter", ["merge", "{w}/tiny"], "'base' artifact"),
+        # mix
+        ("mix-one-adapter", ["mix", "{w}/adapter:1", "--out", "{w}/o"], "at least two adapters"),
+        ("mix-nan-weight", ["mix", "{w}/adapter:nan", "{w}/adapter", "--out", "{w}/o"], "not a finite number"),
+        ("mix-model-not-adapter", ["mix", "{w}/tiny:0.5", "{w}/adapter:0.5", "--out", "{w}/o"], "'base' artifact"),
+        ("mix-unfinished-adapter", ["mix", "{w}/adapter", "{w}/adapter", "--out", "{w}/o"], "no adapter_config.json"),
         # quantize
         ("quantize-missing", ["quantize", "{w}/nope"], "not found"),
         ("quantize-empty-dir", ["quantize", "{w}/empty_dir"], "no config.json"),
