@@ -13,7 +13,8 @@ is, else the threshold with the highest score among those significantly above th
     python benchmarks/edit_confidence.py [MODEL]        # default: the shipped model as served
     python benchmarks/edit_confidence.py --reconfidence # the cached outputs, confidences computed again
 
-Writes benchmarks/results/edit_confidence/{results.json,results.md,curves.svg,rows.jsonl.gz}; rows.jsonl.gz
+Writes benchmarks/results/edit_confidence/ (or --out DIR: a candidate's study) {results.json,results.md,curves.svg,
+rows.jsonl.gz}; rows.jsonl.gz
 holds every output and edit with its confidence, and a re-run reuses it (delete it to decode again).
 """
 
@@ -170,6 +171,9 @@ def main() -> None:
         "--reconfidence", action="store_true", help="compute the confidences of the cached outputs again"
     )
     parser.add_argument(
+        "--out", type=Path, default=OUT, help="results folder (a candidate's study beside the shipped one's)"
+    )
+    parser.add_argument(
         "--write-policy",
         action="store_true",
         help="write the chosen policy beside the shipped adapter (edgewrite/shipped/writing/policy.json)",
@@ -177,8 +181,9 @@ def main() -> None:
     args = parser.parse_args()
     sets = gather(args.data_dir, None, "dev", None, headline_only=True)
     sets += [s for s in gather(args.data_dir, ["grammar"], "dev", None) if s.key == "grammar/cweb-G"]
-    OUT.mkdir(parents=True, exist_ok=True)
-    decoded = _decode(args.model, sets, OUT / "rows.jsonl.gz", reconfidence=args.reconfidence)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    decoded = _decode(args.model, sets, out / "rows.jsonl.gz", reconfidence=args.reconfidence)
     head = [s for s in sets if s.key != "grammar/cweb-G"]
     choice = headline_choice(head)
     plain = _outputs(sets, decoded, 0.0)
@@ -206,12 +211,12 @@ def main() -> None:
                 {"threshold": t, **{m: got[m] for m in ("precision", "recall", "f0.5") if m in got}}
             )
         print(f"threshold {t}: mean {q['mean']:.2f}, {kept} edits kept", flush=True)
-    prepass = _decode(args.model, sets, OUT / "rows-pre-harper.jsonl.gz", pre="harper")
+    prepass = _decode(args.model, sets, out / "rows-pre-harper.jsonl.gz", pre="harper")
     pre_outs = _outputs(sets, prepass, 0.0)
     pre_q = score_outputs(head, pre_outs)
     pre_diff = paired(headline_scorers(head, pre_outs), plain_scorers)
     harper = {task: {"score": pre_q["headline"][task], "vs_plain": pre_diff[task].as_dict()} for task in choice}
-    twice = _second_pass(args.model, sets, plain, OUT / "rows-second-pass.jsonl.gz")
+    twice = _second_pass(args.model, sets, plain, out / "rows-second-pass.jsonl.gz")
     twice_q = score_outputs(head, twice)
     twice_diff = paired(headline_scorers(head, twice), plain_scorers)
     second = {task: {"score": twice_q["headline"][task], "vs_plain": twice_diff[task].as_dict()} for task in choice}
@@ -242,7 +247,9 @@ def main() -> None:
     from edgewrite.bench import cpu_name
 
     doc = {
-        "command": "python benchmarks/edit_confidence.py" + (f" {args.model}" if args.model != "writing" else ""),
+        "command": "python benchmarks/edit_confidence.py"
+        + (f" {args.model}" if args.model != "writing" else "")
+        + (f" --out {out}" if out != OUT else ""),
         "model": args.model,
         "commit": commit,
         "cpu": cpu_name(),
@@ -253,10 +260,10 @@ def main() -> None:
         "second_pass": second,
         "policy": policy,
     }
-    tmp = OUT / "results.json.tmp"
+    tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(OUT / "results.json")
-    _render(doc)
+    tmp.replace(out / "results.json")
+    _render(doc, out)
     if args.write_policy:
         _write_policy(args.model, doc)
 
@@ -283,7 +290,7 @@ def _write_policy(model: str, doc: dict) -> None:
     print(f"wrote {folder / POLICY_FILE}")
 
 
-def _render(doc: dict) -> None:
+def _render(doc: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -347,7 +354,7 @@ def _render(doc: dict) -> None:
         "significantly better; else the best threshold significantly above the plain model; otherwise none): "
         f"{chosen}.",
     ]
-    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for key, rows in curves_pr.items():
         a.plot([100 * r["recall"] for r in rows], [100 * r["precision"] for r in rows], marker="o", label=key)
@@ -362,7 +369,7 @@ def _render(doc: dict) -> None:
     b.set_ylabel("headline score minus the plain model")
     b.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "curves.svg")
+    fig.savefig(out / "curves.svg")
     print("\n".join(lines))
 
 
