@@ -206,12 +206,15 @@ class TrainConfig(_Strict):
         default=True, description="compute the LM head and loss only where a label is (the answer tokens)"
     )
     # Selection on dev: every eval_steps, generate on a fixed seeded dev subset (eval_rows per task, the
-    # task's headline set) with the same code as `edgewrite eval`; the best checkpoint by mean headline
-    # score (ties: lower dev loss) is the one saved.
+    # task's headline set) with the same code as `edgewrite eval`; each checkpoint replaces the kept one
+    # unless it is significantly worse on those rows (paired bootstrap of the mean headline score): the last
+    # one is saved unless an earlier one was clearly better.
     eval_steps: int | None = Field(default=None, ge=1, description="score on dev every N steps (None: no selection)")
     eval_rows: int = Field(default=40, ge=1, description="dev rows per task for selection")
     eval_batch_size: int = Field(default=16, ge=1)
-    early_stopping: int | None = Field(default=None, ge=1, description="stop after N evaluations without gain")
+    early_stopping: int | None = Field(
+        default=None, ge=1, description="stop after N evaluations significantly worse than the kept checkpoint"
+    )
 
 
 class QuantizeSpec(_Strict):

@@ -150,3 +150,31 @@ def test_selection_settings_are_checked(tmp_path, shared_layout, tiny_model_dir)
     changed = cfg.model_copy(update={"eval_steps": 2})
     with pytest.raises(EdgewriteError, match="made with other settings"):
         tune(changed, recipe.model, data_dir, out, resume=True, quiet=True)
+
+
+def test_a_later_checkpoint_is_kept_unless_significantly_worse(tmp_path) -> None:
+    """A lower mean on a few dozen rows is noise (the later checkpoint is kept); a clearly worse one is not."""
+    from edgewrite.evaluate import gather
+
+    rows = [
+        {
+            "task": "paraphrase",
+            "source": f"The committee number {i} met on Tuesday to discuss the new budget proposal.",
+            "references": [f"On Tuesday committee {i} talked about the proposed budget."],
+            "id": f"p{i}",
+        }
+        for i in range(40)
+    ]
+    write_jsonl(tmp_path / "data" / "stsb" / "dev.jsonl", rows)
+    (s,) = gather(tmp_path / "data", ["paraphrase"], "dev", None, headline_only=True)
+    refs = [r["references"][0] for r in s.rows]
+    sel = DevSelection.__new__(DevSelection)
+    sel.sets, sel.history = [s], []
+    sel.best, sel.best_outputs = {"step": 2, "mean": 90.0, "dev_loss": 1.0}, {s.key: refs}
+    one_row_worse = {s.key: [s.rows[0]["source"], *refs[1:]]}
+    copies = {s.key: [r["source"] for r in s.rows]}
+    sel.outputs = {4: one_row_worse, 6: copies}
+    near = {"step": 4, "mean": 89.0, "dev_loss": 1.0}  # lower than the kept mean: the old rule dropped it
+    assert sel.is_better(near) and near["vs_kept"]["value"] < 0 <= near["vs_kept"]["hi"]
+    worse = {"step": 6, "mean": 40.0, "dev_loss": 1.0}
+    assert not sel.is_better(worse) and worse["vs_kept"]["hi"] < 0
