@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgewrite import __version__
@@ -23,8 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# emoji off: a path or sentence with ":x:" in it is printed as written
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 # KV-cache cells for `assist` (serve and bench keep the runtime default, 2,048): 8 sentences of ~128 tokens
 ASSIST_KV_CELLS = 1024
 
@@ -51,7 +53,7 @@ def _policy_args(policy: str, threshold: float | None) -> dict:
     return {
         "policy": None if policy == "none" else policy,
         "threshold": threshold,
-        "log": lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
+        "log": lambda line: err_console.print(f"[yellow]{escape(line)}[/]", highlight=False),
     }
 
 
@@ -89,7 +91,7 @@ def models(
     _check_device(device)
     if use is not None:
         choose_default(None if use == "shipped" else use, device)
-        err_console.print(f"default model on {device}: {chosen_default(device) or 'writing (shipped)'}")
+        err_console.print(f"default model on {device}: {chosen_default(device) or 'writing (shipped)'}", markup=False)
         return
     rows = list_models()
     pick = chosen_default("cpu") or "writing"
@@ -146,7 +148,7 @@ def data(
             raise EdgewriteError(f"--data-dir {data_dir} holds no .jsonl files")
     manifest = build_dataset(config, out, seed=r.train.seed, force=force, data_dir=data_dir)
     console.print(_counts_table(manifest))
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", markup=False)
 
 
 def _parse_tasks(value: str) -> list[str]:
@@ -212,7 +214,7 @@ def merge(
 
     target = out or adapter.parent / "merged"
     manifest = run_merge(adapter, target, force=force)
-    console.print(f"merged model written to {target} (stop token {manifest['stop_token']!r})")
+    console.print(f"merged model written to {target} (stop token {manifest['stop_token']!r})", markup=False)
 
 
 @app.command()
@@ -233,7 +235,8 @@ def mix(
 
     manifest = run_mix([parse_part(p) for p in parts], out, force=force)
     console.print(
-        f"mixed adapter (rank {manifest['train']['lora_r']}) written to {out}; fold it in with `edgewrite merge {out}`"
+        f"mixed adapter (rank {manifest['train']['lora_r']}) written to {out}; fold it in with `edgewrite merge {out}`",
+        markup=False,
     )
 
 
@@ -250,7 +253,7 @@ def run(
 
     r = load_recipe(recipe, set_)
     dirs = run_recipe(r, force=force, quiet=quiet, log=lambda line: console.print(line, markup=False, highlight=False))
-    console.print(f"[bold green]done[/]: merged model in {dirs['merge']}")
+    console.print(f"[bold green]done[/]: merged model in {escape(str(dirs['merge']))}")
 
 
 @app.command()
@@ -334,12 +337,15 @@ def quantize(
         log=lambda line: console.print(line, markup=False, highlight=False),
     )
     size = sum(f["bytes"] for f in manifest["files"].values())
-    console.print(f"{format_} artifact written to {path} ({size / 1e6:.1f} MB, stop token {manifest['stop_token']!r})")
+    console.print(
+        f"{format_} artifact written to {path} ({size / 1e6:.1f} MB, stop token {manifest['stop_token']!r})",
+        markup=False,
+    )
     if manifest["details"].get("fallback_tensors"):
         d = manifest["details"]
         console.print(
             f"[yellow]{d['fallback_tensors']} of {d['total_quantized_tensors']} tensors fell back to "
-            f"another type[/]: {'; '.join(d['fallback_reasons'])}"
+            f"another type[/]: {escape('; '.join(d['fallback_reasons']))}"
         )
 
 
@@ -505,7 +511,7 @@ def assist(
             task,
             batch_size,
             progress=lambda n: bar.advance(n),
-            log=lambda line: err_console.print(f"[yellow]{line}[/]", highlight=False),
+            log=lambda line: err_console.print(f"[yellow]{escape(line)}[/]", highlight=False),
         )
     rows = located(CheckedFile(Path(source), document, piece_suggestions(pieces, edited)))
     if format_ == "json":  # the edits are the output; the document goes only where --out/--in-place say
@@ -518,7 +524,9 @@ def assist(
         shown.print(f"[dim]{len(rows)} edit(s)[/]")
     if target is not None:
         write_output(result, target, backup=in_place)
-        err_console.print(f"edited {source} in place (previous version: {source}.bak)" if in_place else f"wrote {out}")
+        err_console.print(
+            f"edited {source} in place (previous version: {source}.bak)" if in_place else f"wrote {out}", markup=False
+        )
     elif format_ == "text":
         sys.stdout.write(result)
 
@@ -577,7 +585,7 @@ def check(
             files,
             task,
             batch_size,
-            warn=lambda line: err_console.print(f"[yellow]warning:[/] {line}", highlight=False),
+            warn=lambda line: err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False),
             progress=lambda k: bars[0].advance(k) if bars else None,
             on_units=start,
         )
@@ -592,7 +600,7 @@ def check(
             found += 1
             sys.stdout.write(format_row(row, format_) + "\n")
     if format_ == "text":
-        err_console.print(f"{found} suggestion(s) in {len(checked)} file(s)")
+        err_console.print(f"{found} suggestion(s) in {len(checked)} file(s)", markup=False)
     if found:
         raise typer.Exit(1)
 
@@ -645,7 +653,9 @@ def serve(
         register_from_manifest(manifest)  # /v1/edit takes the model's custom tasks too
         if manifest.get("kind") in ("adapter", "data"):
             raise EdgewriteError(f"{path} is a '{manifest['kind']}' artifact, not a model; merge it or give a model")
-    err_console.print(f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)")
+    err_console.print(
+        f"serving {path} on http://{host}:{port}/ (OpenAI base URL http://{host}:{port}/v1)", markup=False
+    )
     run_server(
         path,
         host,
@@ -711,7 +721,7 @@ def export_ollama(
     from edgewrite.export import ollama_modelfile
 
     path = ollama_modelfile(artifact, out or artifact)
-    console.print(f"wrote {path}; then: ollama create edgewrite -f {path}")
+    console.print(f"wrote {path}; then: ollama create edgewrite -f {path}", markup=False)
 
 
 DataDir = Annotated[
@@ -723,13 +733,13 @@ DataDir = Annotated[
 def _artifact_path(ref: str) -> Path:
     from edgewrite.shipped import artifact_path
 
-    return artifact_path(ref, log=lambda line: err_console.print(f"[dim]{line}[/]"))
+    return artifact_path(ref, log=lambda line: err_console.print(f"[dim]{escape(line)}[/]"))
 
 
 def _default_artifact(device: str) -> Path:
     from edgewrite.shipped import default_artifact
 
-    return default_artifact(device, log=lambda line: err_console.print(f"[dim]{line}[/]"))
+    return default_artifact(device, log=lambda line: err_console.print(f"[dim]{escape(line)}[/]"))
 
 
 @app.command("eval")
@@ -798,7 +808,7 @@ def eval_(
         )
     m = result.get("mean_ci")
     console.print(f"mean headline quality: {result['mean']:.2f}" + (f" [{m['lo']:.2f}, {m['hi']:.2f}]" if m else ""))
-    console.print(f"wrote {target}/eval.json and rows.jsonl")
+    console.print(f"wrote {target}/eval.json and rows.jsonl", markup=False)
 
 
 def _rows_of(target: Path, key: str) -> int:
@@ -922,7 +932,7 @@ def bench(
         agreement=agreement,
     )
     console.print(terminal_table(doc))
-    console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`")
+    console.print(f"wrote {out}/bench.json; render it with `edgewrite report {out}`", markup=False)
 
 
 @app.command()
@@ -945,8 +955,10 @@ def report(
             console.print(line.replace("**", ""))
         if v.get("artifact"):  # the default changes only when the user says so
             flag = "" if v["device"] == "cpu" else f" --device {v['device']}"
-            console.print(f"to make it the default: edgewrite models --use {v['artifact']}{flag}", highlight=False)
-    console.print(f"wrote {target} and {target.with_suffix('.md')}")
+            console.print(
+                f"to make it the default: edgewrite models --use {v['artifact']}{flag}", highlight=False, markup=False
+            )
+    console.print(f"wrote {target} and {target.with_suffix('.md')}", markup=False)
 
 
 def main() -> None:
@@ -961,7 +973,7 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except EdgewriteError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted; finished stages are kept and `edgewrite run` resumes the rest")
@@ -972,7 +984,9 @@ def main() -> None:
         ctx = getattr(e, "ctx", None)
         where = ctx.command_path if ctx is not None else "edgewrite"
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        err_console.print(f"[bold red]error:[/] {message} (see `{where} --help`)", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(message)} (see `{where} --help`)", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
 
 
