@@ -10,6 +10,7 @@ combine tensors that never touch it. tests/unit/test_mix.py checks it against PE
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def parse_part(text: str) -> tuple[Path, float]:
         value = float(weight)
     except ValueError:
         return Path(text), 1.0  # a path with a colon and no weight
-    if not value == value or value in (float("inf"), float("-inf")):  # NaN or infinite
+    if not math.isfinite(value):
         raise EdgewriteError(
             f"weight {weight!r} in {text!r} is not a finite number; give FOLDER:WEIGHT, e.g. runs/a:0.5"
         )
@@ -46,18 +47,20 @@ def _shipped(folder: Path) -> Path:
 def _lora(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from edgewrite.merge import _plain_lora
 
-    if folder.is_dir() and not (folder / "manifest.json").exists():
-        raise EdgewriteError(f"{folder} has no manifest.json; give folders that `edgewrite tune` wrote")
     manifest = read_manifest(folder, kinds=("adapter",))
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         if not (folder / name).is_file():
             raise EdgewriteError(f"{folder} has no {name}: its tune did not finish or wrote a full model; tune again")
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgewriteError(f"{folder / 'adapter_config.json'} is not valid JSON; tune again") from e
     if not _plain_lora(folder):
         raise EdgewriteError(
             f"{folder} is not a plain LoRA adapter (DoRA, per-layer ranks, extra trained modules or a bias): "
             "only plain LoRA adapters can be summed; merge it on its own"
         )
-    return manifest, json.loads((folder / "adapter_config.json").read_text())
+    return manifest, config
 
 
 def mix(parts: list[tuple[Path, float]], out: Path, force: bool = False) -> dict[str, Any]:

@@ -141,6 +141,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("mix-one-adapter", ["mix", "{w}/adapter:1", "--out", "{w}/o"], "at least two adapters"),
         ("mix-nan-weight", ["mix", "{w}/adapter:nan", "{w}/adapter", "--out", "{w}/o"], "not a finite number"),
         ("mix-model-not-adapter", ["mix", "{w}/tiny:0.5", "{w}/adapter:0.5", "--out", "{w}/o"], "'base' artifact"),
+        ("mix-empty-dir", ["mix", "{w}/empty_dir", "{w}/adapter", "--out", "{w}/o"], "no manifest.json"),
         ("mix-path-like-markup", ["mix", "{w}/a[/b]:x:", "{w}/adapter", "--out", "{w}/o"], "a[/b]:x: does not exist"),
         ("mix-unfinished-adapter", ["mix", "{w}/adapter", "{w}/adapter", "--out", "{w}/o"], "no adapter_config.json"),
         # quantize

@@ -84,6 +84,9 @@ def test_mixing_needs_one_base_and_plain_lora(tiny_model_dir: Path, tmp_path: Pa
     (a / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
     with pytest.raises(EdgewriteError, match="not a plain LoRA adapter"):
         mix([(a, 0.5), (a, 0.5)], tmp_path / "out")
+    (a / "adapter_config.json").write_text("{not json")
+    with pytest.raises(EdgewriteError, match="adapter_config.json is not valid JSON"):
+        mix([(a, 0.5), (a, 0.5)], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
