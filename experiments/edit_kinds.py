@@ -5,7 +5,7 @@ CWEB-G dev row, with each edit's kind from edgewrite.edit.spans) are applied kin
 M2 precision of that kind's edits alone (the unit keeps only them) and the F0.5 of everything but that kind,
 paired against all edits (95 % bootstrap). A kind filter pays if dropping a kind raises F0.5 on both sets.
 
-    python experiments/edit_kinds.py    # seconds; writes benchmarks/results/edit_kinds.{json,md}
+    python experiments/edit_kinds.py [DATA_DIR]    # seconds; writes benchmarks/results/edit_kinds.{json,md}
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edgewrite.artifacts import write_text_atomic  # noqa: E402
 from edgewrite.bootstrap import paired  # noqa: E402
 from edgewrite.edit.spans import Suggestion, apply_suggestions  # noqa: E402
 from edgewrite.evaluate import gather, set_scorers  # noqa: E402
@@ -43,6 +44,10 @@ def _outputs(rows: list[dict], decoded: list[dict], keep) -> list[str]:  # noqa:
 
 def main() -> None:
     data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+    if not CACHE.is_file():
+        sys.exit(f"{CACHE.relative_to(ROOT)} is missing: run `python benchmarks/edit_confidence.py` first")
+    if not data_dir.is_dir():
+        sys.exit(f"data folder {data_dir} does not exist: give the shared data folder as the first argument")
     sets = {s.key: s for s in gather(data_dir, ["grammar"], "dev", None) if s.key in SETS}
     with gzip.open(CACHE, "rt", encoding="utf-8") as f:
         decoded: dict[str, list[dict]] = collections.defaultdict(list)
@@ -50,6 +55,11 @@ def main() -> None:
             rec = json.loads(line)
             decoded[rec["set"]].append(rec)
     doc: dict = {"command": "python experiments/edit_kinds.py", "source": str(CACHE.relative_to(ROOT)), "sets": {}}
+    missing = [k for k in SETS if k not in sets or len(sets[k].rows) != len(decoded[k])]
+    if missing:
+        sys.exit(
+            f"{', '.join(missing)}: the data in {data_dir} is not what {CACHE.name} was decoded from; decode again"
+        )
     for key, s in sets.items():
         dec = decoded[key]
         plain = set_scorers(s, _outputs(s.rows, dec, lambda _k: True))
@@ -76,7 +86,7 @@ def main() -> None:
             for m in ("precision", "recall", "f0.5")
         }
         doc["sets"][key] = entry
-    (OUT / "edit_kinds.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(OUT / "edit_kinds.json", json.dumps(doc, indent=1) + "\n")
     lines = [
         "# Grammar edits by kind (the served model, dev)",
         "",
@@ -109,7 +119,7 @@ def main() -> None:
             ),
             "",
         ]
-    (OUT / "edit_kinds.md").write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(OUT / "edit_kinds.md", "\n".join(lines))
     print("\n".join(lines))
 
 
